@@ -1,0 +1,56 @@
+"""The backprop twin: the same MLP as the local learners, trained end to end.
+
+Hidden layers Linear -> ReLU, a linear softmax output, softmax cross-entropy, Adam
+(Rumelhart, Hinton & Williams 1986; Kingma & Ba 2015). Every local learner in brainlearn
+is reported beside this model with the same hidden sizes, data, budget and machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Learner, in_chunks
+
+
+@dataclass
+class BackpropConfig:
+    hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError("hidden must list one or more positive layer sizes")
+        if self.lr <= 0:
+            raise ValueError("lr must be positive")
+
+
+class Backprop(Learner):
+    Config = BackpropConfig
+    name = "bp"
+
+    def __init__(self, n_inputs: int, n_classes: int, config: BackpropConfig | None = None, seed: int = 0):
+        config = config or BackpropConfig()
+        super().__init__(n_inputs, n_classes, config, seed)
+        sizes = (n_inputs, *config.hidden)
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], n_classes))
+        self.optimizers = [torch.optim.Adam(self.net.parameters(), lr=config.lr)]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        (optimizer,) = self.optimizers
+        loss = F.cross_entropy(self.net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return in_chunks(lambda part: self.net(part).argmax(1), x)

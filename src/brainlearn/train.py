@@ -1,0 +1,167 @@
+"""The one training loop, shared by every learner.
+
+Per epoch: a seeded shuffle, minibatch `train_step`s under a progress bar, an optional
+test evaluation, then an atomic checkpoint and one JSON line in `metrics.jsonl`. The data
+order depends only on (seed, epoch) and the learner carries its own RNG, so `resume=True`
+continues an interrupted run to exactly the result of an uninterrupted one.
+
+Checkpoints are plain tensors and containers written with `torch.save` to a temporary file
+and renamed into place; they are read with `torch.load(weights_only=True)`, which never
+executes code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .algorithms import ALGORITHMS, Learner
+from .data import Dataset
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=20, metadata={"help": "passes over the training set"})
+    batch_size: int = field(default=100, metadata={"help": "minibatch size"})
+    seed: int = field(default=0, metadata={"help": "seed of initial weights, data order and sampling"})
+    lr_schedule: str = field(default="constant", metadata={
+        "choices": ("constant", "cooldown"),
+        "help": "'cooldown': constant for the first half, then linearly to 0 (as in Hinton's FF code)"})
+    eval_every: int = field(default=1, metadata={
+        "help": "evaluate (quick methods) on the test set every N epochs; 0: only at the end"})
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if self.lr_schedule not in ("constant", "cooldown"):
+            raise ValueError("lr_schedule must be 'constant' or 'cooldown'")
+        if self.eval_every < 0:
+            raise ValueError("eval_every must be >= 0")
+
+
+def make_learner(algorithm: str, n_inputs: int, n_classes: int, config=None, seed: int = 0) -> Learner:
+    """Build a learner; the seed fixes its initial weights and its own sampling."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    torch.manual_seed(seed)
+    return ALGORITHMS[algorithm](n_inputs, n_classes, config, seed=seed)
+
+
+def lr_scale(schedule: str, progress: float) -> float:
+    """Multiplier of every optimizer's initial learning rate at `progress` in [0, 1)."""
+    return 1.0 if schedule == "constant" else min(1.0, 2.0 * (1.0 - progress))
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint without executing anything stored in it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for a damaged or foreign file
+        raise ValueError(f"{path} is not a readable brainlearn checkpoint: {error}") from error
+
+
+def learner_from_checkpoint(checkpoint: dict) -> Learner:
+    algorithm = ALGORITHMS[checkpoint["algorithm"]]
+    learner = make_learner(checkpoint["algorithm"], checkpoint["n_inputs"], checkpoint["n_classes"],
+                           algorithm.Config(**checkpoint["learner_config"]), checkpoint["train_config"]["seed"])
+    learner.load_training_state(checkpoint["state"])
+    return learner
+
+
+def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.PathLike | None = None,
+        resume: bool = False, progress: bool = True) -> list[dict]:
+    """Train `learner` on `data`; returns the per-epoch history (also logged to run_dir)."""
+    run_dir = Path(run_dir) if run_dir is not None else None
+    history: list[dict] = []
+    if resume:
+        if run_dir is None or not (run_dir / CHECKPOINT).exists():
+            raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT)
+        if checkpoint["algorithm"] != learner.name:
+            raise ValueError(f"{run_dir} holds a {checkpoint['algorithm']!r} run, not {learner.name!r}")
+        learner.load_training_state(checkpoint["state"])
+        history = list(checkpoint["history"])
+    if run_dir is not None:  # the log always mirrors the checkpoint's history
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / METRICS).write_text("".join(json.dumps(row) + "\n" for row in history))
+
+    for optimizer in learner.optimizers:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    n = len(data.x_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+
+    for epoch in range(len(history), config.epochs):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+        sums: dict[str, float] = {}
+        learner.train()
+        start = time.perf_counter()
+        bar = tqdm(order.split(config.batch_size), desc=f"{learner.name} epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress, leave=False)
+        for step, idx in enumerate(bar):
+            scale = lr_scale(config.lr_schedule, (epoch * steps_per_epoch + step) / total_steps)
+            for optimizer in learner.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] * scale
+            metrics = learner.train_step(data.x_train[idx], data.y_train[idx])
+            if not math.isfinite(metrics["loss"]):
+                where = (f"last good checkpoint: {run_dir / CHECKPOINT} (epoch {len(history)})"
+                         if run_dir is not None and history else "no checkpoint was written")
+                raise DivergedError(f"{learner.name} diverged at epoch {epoch + 1}, step {step + 1}: "
+                                    f"loss = {metrics['loss']}; {where}. Try a smaller learning rate.")
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
+               "seconds": seconds, "samples_per_s": n / seconds}
+        last = epoch + 1 == config.epochs
+        if last or (config.eval_every and (epoch + 1) % config.eval_every == 0):
+            learner.eval()
+            row.update(learner.evaluate(data.x_test, data.y_test, full=last))
+        history.append(row)
+        if run_dir is not None:
+            save_checkpoint(run_dir / CHECKPOINT, {
+                "format": 1, "algorithm": learner.name, "n_inputs": learner.n_inputs,
+                "n_classes": learner.n_classes, "dataset": data.name, "epoch": epoch + 1,
+                "learner_config": asdict(learner.config), "train_config": asdict(config),
+                "history": history, "state": learner.training_state(),
+            })
+            with open(run_dir / METRICS, "a") as log:
+                log.write(json.dumps(row) + "\n")
+        if progress:
+            shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "error"))}
+            tqdm.write(f"{learner.name} epoch {epoch + 1}: {shown} ({seconds:.1f}s)")
+    return history

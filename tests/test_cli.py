@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from brainlearn.cli import main
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "ff", "--no-such-flag"],
+    ["train", "ff", "--epochs", "zero"],
+    ["train", "ff", "--epochs", "0"],
+    ["train", "ff", "--negatives", "fancy"],
+    ["train", "gradient-descent"],
+    ["bench", "ff-vs-bp", "--full"],  # --full is for mnist only
+    [],
+])
+def test_bad_flags_exit_with_code_2_and_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_help_describes_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "ff", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "Forward-Forward" in text and "--negatives" in text and "--resume" in text
+
+
+def test_train_resume_and_eval_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["train", "ff", "--hidden", "32", "32", "--batch-size", "64", "--run-dir", str(run)]
+    assert main([*common, "--epochs", "1"]) == 0
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    capsys.readouterr()
+    assert main(["eval", str(run / "checkpoint.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "error_goodness:" in out and "error_softmax:" in out and "digits test set" in out
+
+
+def test_data_problem_exits_1_with_one_clear_line(tmp_path, capsys):
+    assert main(["train", "ff", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-download"]) == 1
+    assert "missing" in capsys.readouterr().err
+
+
+def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
+    argv = ["bench", "ff-vs-bp", "--seeds", "0", "--epochs", "2", "--hidden", "64", "64",
+            "--out-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "ff_vs_bp_digits.json").read_text())
+    assert result["seeds"] == [0] and result["train_config"]["epochs"] == 2
+    assert {"ff_error_goodness", "ff_error_softmax", "bp_error", "ff_over_bp_time", "matmul_gflops"} <= set(
+        result["summary"])
+    assert result["versions"]["torch"] and result["machine"]["cpu_count"] and result["command"].startswith("brainlearn bench ff-vs-bp --seeds 0")
+    assert "| test error" in (tmp_path / "ff_vs_bp_digits.md").read_text()
+    assert (tmp_path / "ff_vs_bp_digits_curves.png").stat().st_size > 1000
+    assert (tmp_path / "ff_receptive_fields_digits.png").stat().st_size > 1000

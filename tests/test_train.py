@@ -1,0 +1,115 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from brainlearn.algorithms import ForwardForwardConfig
+from brainlearn.train import (CHECKPOINT, METRICS, DivergedError, TrainConfig, fit, learner_from_checkpoint,
+                              load_checkpoint, lr_scale, make_learner, save_checkpoint)
+
+CONFIG = ForwardForwardConfig(hidden=(32, 32))
+TRAIN = TrainConfig(epochs=3, batch_size=64, lr_schedule="cooldown", eval_every=1)
+
+
+def new_learner(digits):
+    return make_learner("ff", digits.n_features, 10, CONFIG, seed=TRAIN.seed)
+
+
+def test_resume_continues_to_the_uninterrupted_result(digits, tmp_path, monkeypatch):
+    whole = new_learner(digits)
+    whole_history = fit(whole, digits, TRAIN, run_dir=tmp_path / "whole", progress=False)
+
+    interrupted = new_learner(digits)
+    calls = {"n": 0}
+    original_step = interrupted.train_step
+
+    def step_then_die(x, y):
+        calls["n"] += 1
+        if calls["n"] == 25:  # in epoch 2 (22 steps per epoch)
+            raise KeyboardInterrupt
+        return original_step(x, y)
+
+    monkeypatch.setattr(interrupted, "train_step", step_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, digits, TRAIN, run_dir=tmp_path / "cut", progress=False)
+    assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 1
+
+    resumed = new_learner(digits)  # a fresh process: weights from scratch, then the checkpoint
+    resumed_history = fit(resumed, digits, TRAIN, run_dir=tmp_path / "cut", resume=True, progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    drop_time = lambda h: [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_s")} for row in h]
+    assert drop_time(resumed_history) == drop_time(whole_history)
+    logged = [json.loads(line) for line in (tmp_path / "cut" / METRICS).read_text().splitlines()]
+    assert [row["epoch"] for row in logged] == [1, 2, 3]
+
+
+def test_checkpoint_rebuilds_the_learner(digits, tmp_path):
+    learner = new_learner(digits)
+    fit(learner, digits, TrainConfig(epochs=1), run_dir=tmp_path, progress=False)
+    rebuilt = learner_from_checkpoint(load_checkpoint(tmp_path / CHECKPOINT))
+    assert torch.equal(rebuilt.predict(digits.x_test), learner.predict(digits.x_test))
+
+
+def test_diverging_run_stops_clearly_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):
+    learner = new_learner(digits)
+    original_step = learner.train_step
+    calls = {"n": 0}
+
+    def blow_up_in_epoch_two(x, y):
+        calls["n"] += 1
+        return original_step(x * float("nan") if calls["n"] > 22 else x, y)
+
+    monkeypatch.setattr(learner, "train_step", blow_up_in_epoch_two)
+    with pytest.raises(DivergedError, match=r"diverged at epoch 2.*last good checkpoint.*epoch 1"):
+        fit(learner, digits, TRAIN, run_dir=tmp_path, progress=False)
+    checkpoint = load_checkpoint(tmp_path / CHECKPOINT)
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in checkpoint["state"]["model"].values())
+    assert len((tmp_path / METRICS).read_text().splitlines()) == 1
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this code must never run",))
+
+
+def test_checkpoint_loading_never_executes_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"state": Payload()}))
+    with pytest.raises(ValueError, match="not a readable brainlearn checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"w": torch.ones(2)})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"w": torch.zeros(2)})
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(2))  # the old one is intact
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # and no temporary file is left
+
+
+def test_resume_without_checkpoint_is_refused(digits, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        fit(new_learner(digits), digits, TRAIN, run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_cooldown_schedule_is_flat_then_linear_to_zero():
+    assert [lr_scale("cooldown", p) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    assert lr_scale("constant", 0.9) == 1.0
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(digits):
+    def run(seed):
+        learner = make_learner("ff", digits.n_features, 10, CONFIG, seed=seed)
+        return fit(learner, digits, TrainConfig(epochs=1, seed=seed), progress=False)[-1]["loss"]
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
