@@ -26,6 +26,8 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/ff_vs_bp.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/dbn_vs_bp.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
 
 clean:
 	rm -rf $(VENV) runs

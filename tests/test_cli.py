@@ -58,3 +58,51 @@ def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
     assert "| test error" in (tmp_path / "ff_vs_bp_digits.md").read_text()
     assert (tmp_path / "ff_vs_bp_digits_curves.png").stat().st_size > 1000
     assert (tmp_path / "ff_receptive_fields_digits.png").stat().st_size > 1000
+
+
+def test_dbn_train_then_dream_writes_a_png(tmp_path, capsys):
+    run = tmp_path / "dbn"
+    assert main(["train", "dbn", "--hidden", "32", "32", "64", "--epochs", "1", "--run-dir", str(run)]) == 0
+    out = tmp_path / "dreams.png"
+    assert main(["dream", str(run / "checkpoint.pt"), "--label", "2", "7", "--count", "3", "--steps", "20",
+                 "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000 and "labels [2, 7]" in capsys.readouterr().out
+
+
+def test_dream_refuses_a_label_out_of_range(tmp_path):
+    run = tmp_path / "dbn"
+    assert main(["train", "dbn", "--hidden", "16", "16", "--epochs", "1", "--run-dir", str(run)]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dream", str(run / "checkpoint.pt"), "--label", "12"])
+    assert exit_info.value.code == 2
+
+
+def test_dbn_bench_writes_dreams_and_log_likelihood(tmp_path):
+    argv = ["bench", "dbn-vs-bp", "--seeds", "0", "--epochs", "2", "--hidden", "32", "32", "64",
+            "--dream-steps", "20", "--ais-steps", "200", "--out-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "dbn_vs_bp_digits.json").read_text())
+    assert {"dbn_error", "bp_error", "dream_agreement", "rbm1_test_log_likelihood"} <= set(result["summary"])
+    assert result["runs"][0]["dbn"]["ais"]["test_log_likelihood"] < 0
+    assert (tmp_path / "dbn_dreams_digits.png").stat().st_size > 1000
+    assert "AIS" in (tmp_path / "dbn_vs_bp_digits.md").read_text()
+
+
+def test_eqprop_bench_reports_gradient_check_and_relaxation_cost(tmp_path):
+    argv = ["bench", "eqprop-vs-bp", "--seeds", "0", "--epochs", "1", "--hidden", "32", "--lr", "0.1", "0.05",
+            "--out-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "eqprop_vs_bp_digits.json").read_text())
+    run = result["architectures"][0]["runs"][0]["eqprop"]
+    assert set(run["error_by_free_steps"]) == {"5", "10", "20", "50", "100"}
+    assert run["free_phase"]["seconds"] > 0 and 0 < run["free_phase"]["fraction_of_matmul"]
+    small_beta = [row for row in run["gradient_check"] if row["beta"] == 0.001]
+    assert all(row["cosine"] > 0.99 for row in small_beta)
+    assert (tmp_path / "eqprop_energy_digits.png").stat().st_size > 1000
+    assert "relative error" in (tmp_path / "eqprop_vs_bp_digits.md").read_text()
+
+
+def test_eqprop_bench_with_hidden_needs_learning_rates(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "eqprop-vs-bp", "--hidden", "32"])
+    assert exit_info.value.code == 2 and "--lr" in capsys.readouterr().err

@@ -1,8 +1,7 @@
-"""Forward-Forward beside its backprop twin: same MLP, data, budget, machine and process.
+"""Each local learner beside its backprop twin: same hidden sizes, data, budget, machine and process.
 
-Writes `ff_vs_bp_<dataset>.json` (machine, versions, seeds, command line, configs, every
-epoch of every run) and a Markdown table beside it, plus learning curves and FF's
-first-layer receptive fields as PNG.
+`ff_vs_bp` and `dbn_vs_bp` write `<name>_<dataset>.json` (machine, versions, seeds, command
+line, configs, every epoch of every run), a Markdown table beside it, and PNG figures.
 """
 
 from __future__ import annotations
@@ -23,18 +22,34 @@ import torch
 import brainlearn
 
 from . import plots, train
-from .algorithms import backprop, forward_forward
-from .algorithms import BackpropConfig, ForwardForwardConfig
-from .algorithms.base import error_rate
+from .algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig, backprop,
+                         boltzmann, eqprop, forward_forward)
+from .algorithms.boltzmann import ais_betas, ais_log_partition
+from .algorithms.base import error_rate, in_chunks
 from .data import Dataset
 from .train import TrainConfig, fit, make_learner
 
-# Defaults per data set. The MNIST one fits in under 45 minutes on 2 cores with 2 seeds;
-# "mnist-full" is Hinton's configuration (4 hidden layers of 2000, 60 epochs).
+# Defaults per benchmark and data set; each fits in under 45 minutes on 2 cores with 2 seeds.
+# "mnist-full" is the paper's configuration. Each learner has its own learning rate
+# (FF learns faster with Adam at 3e-3 on MNIST; the DBN's is plain SGD's).
 PRESETS = {
-    "digits": {"hidden": (500, 500), "epochs": 60},
-    "mnist": {"hidden": (1000, 1000, 1000), "epochs": 12},
-    "mnist-full": {"hidden": (2000, 2000, 2000, 2000), "epochs": 60},
+    "ff-vs-bp": {
+        "digits": {"hidden": (500, 500), "epochs": 60, "lr": 1e-3, "bp_lr": 1e-3},
+        "mnist": {"hidden": (1000, 1000, 1000), "epochs": 30, "lr": 3e-3, "bp_lr": 1e-3},
+        "mnist-full": {"hidden": (2000, 2000, 2000, 2000), "epochs": 60, "lr": 3e-3, "bp_lr": 1e-3},
+    },
+    "eqprop-vs-bp": {  # Scellier & Bengio 2017: 784-500-10 (T=20, K=4), 784-500-500-10 (T=100, K=6)
+        "digits": {"architectures": [((100,), (0.1, 0.05), 20, 4)], "epochs": 10, "bp_lr": 1e-3, "batch_size": 20},
+        "mnist": {"architectures": [((500,), (0.1, 0.05), 20, 4), ((500, 500), (0.4, 0.1, 0.01), 100, 6)],
+                  "epochs": 10, "bp_lr": 1e-3, "batch_size": 20},
+        "mnist-full": {"architectures": [((500,), (0.1, 0.05), 20, 4), ((500, 500), (0.4, 0.1, 0.01), 100, 6)],
+                       "epochs": 60, "bp_lr": 1e-3, "batch_size": 20},
+    },
+    "dbn-vs-bp": {  # Hinton, Osindero & Teh 2006: 784-500-500-2000 with 10 label units on top
+        "digits": {"hidden": (200, 200, 500), "epochs": 40, "lr": 0.05, "bp_lr": 1e-3},
+        "mnist": {"hidden": (500, 500, 2000), "epochs": 30, "lr": 0.05, "bp_lr": 1e-3},
+        "mnist-full": {"hidden": (500, 500, 2000), "epochs": 100, "lr": 0.05, "bp_lr": 1e-3},
+    },
 }
 
 
@@ -71,77 +86,255 @@ def environment() -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "brainlearn": brainlearn.__version__},
         "code_sha256": {module.__name__: hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-                        for module in (forward_forward, backprop, train)},
+                        for module in (forward_forward, boltzmann, eqprop, backprop, train)},
     }
 
 
 def _run(algorithm: str, config, data: Dataset, train_config: TrainConfig, run_dir: Path | None, progress: bool):
     learner = make_learner(algorithm, data.n_features, data.n_classes, config, train_config.seed)
     history = fit(learner, data, train_config, run_dir=run_dir, progress=progress)
-    seconds = [row["seconds"] for row in history]
+    # The median epoch: robust to an epoch slowed by something else running on the machine.
+    seconds = statistics.median(row["seconds"] for row in history)
     return learner, {
         "final": {k: v for k, v in history[-1].items() if k.startswith("error")},
-        "seconds_per_epoch": statistics.mean(seconds),
-        "samples_per_s": len(data.x_train) / statistics.mean(seconds),
+        "seconds_per_epoch": seconds,
+        "samples_per_s": len(data.x_train) / seconds,
         "history": history,
     }
 
 
-def compare(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_config: ForwardForwardConfig,
-            out_dir: Path, command: str, progress: bool = True, keep_runs: bool = False) -> dict:
-    """Train FF and its BP twin for every seed; write JSON, Markdown and figures to out_dir."""
+def run_seeds(name: str, data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dict,
+              out_dir: Path, progress: bool, keep_runs: bool, measure=None) -> tuple[list[dict], dict]:
+    """Train every learner in `configs` ({algorithm: config}) once per seed, in this process.
+
+    `measure(learners, result)` may add per-seed measurements; returns the runs and the last
+    seed's learners (for figures).
+    """
+    hidden = {tuple(config.hidden) for config in configs.values()}
+    if len(hidden) != 1:
+        raise ValueError(f"{name}: every learner must have the same hidden sizes, got {sorted(hidden)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    bp_config = BackpropConfig(hidden=ff_config.hidden, lr=ff_config.lr)
-    gflops = matmul_gflops()
-    runs = []
+    runs, learners = [], {}
     for seed in seeds:
         seed_config = TrainConfig(**{**asdict(train_config), "seed": seed})
-        run_dirs = {a: out_dir / "runs" / f"{data.name}-{a}-seed{seed}" if keep_runs else None for a in ("ff", "bp")}
-        ff, ff_result = _run("ff", ff_config, data, seed_config, run_dirs["ff"], progress)
-        _, bp_result = _run("bp", bp_config, data, seed_config, run_dirs["bp"], progress)
-        ff_result["agreement_goodness_softmax"] = 1.0 - error_rate(ff.predict(data.x_test), ff.predict_softmax(data.x_test))
-        runs.append({"seed": seed, "ff": ff_result, "bp": bp_result})
+        run = {"seed": seed}
+        for algorithm, config in configs.items():
+            run_dir = out_dir / "runs" / f"{name}-{data.name}-{algorithm}-seed{seed}" if keep_runs else None
+            learners[algorithm], run[algorithm] = _run(algorithm, config, data, seed_config, run_dir, progress)
+        if measure is not None:
+            measure(learners, run)
+        runs.append(run)
+    return runs, learners
 
-    sizes = (data.n_features, *ff_config.hidden)
-    mean = lambda values: statistics.mean(values)  # noqa: E731
-    ff_seconds = mean([r["ff"]["seconds_per_epoch"] for r in runs])
-    bp_seconds = mean([r["bp"]["seconds_per_epoch"] for r in runs])
-    n_train = len(data.x_train)
-    summary = {
-        "ff_error_goodness": mean([r["ff"]["final"]["error_goodness"] for r in runs]),
-        "ff_error_softmax": mean([r["ff"]["final"]["error_softmax"] for r in runs]),
-        "bp_error": mean([r["bp"]["final"]["error"] for r in runs]),
-        "ff_agreement_goodness_softmax": mean([r["ff"]["agreement_goodness_softmax"] for r in runs]),
-        "ff_seconds_per_epoch": ff_seconds,
-        "bp_seconds_per_epoch": bp_seconds,
-        "ff_over_bp_time": ff_seconds / bp_seconds,
-        "ff_samples_per_s": n_train / ff_seconds,
-        "bp_samples_per_s": n_train / bp_seconds,
-        "matmul_gflops": gflops,
-        "ff_gflops": training_flops_per_sample("ff", sizes, data.n_classes) * n_train / ff_seconds / 1e9,
-        "bp_gflops": training_flops_per_sample("bp", sizes, data.n_classes) * n_train / bp_seconds / 1e9,
+
+def timing_summary(runs: list[dict], algorithm: str, data: Dataset, flops_per_sample: int | None = None) -> dict:
+    seconds = statistics.mean(r[algorithm]["seconds_per_epoch"] for r in runs)
+    summary = {f"{algorithm}_seconds_per_epoch": seconds, f"{algorithm}_samples_per_s": len(data.x_train) / seconds}
+    if flops_per_sample is not None:
+        summary[f"{algorithm}_gflops"] = flops_per_sample * len(data.x_train) / seconds / 1e9
+    return summary
+
+
+def mean_over_runs(runs: list[dict], algorithm: str, key: str) -> float:
+    return statistics.mean(r[algorithm]["final"][key] if key.startswith("error") else r[algorithm][key] for r in runs)
+
+
+def write_result(name: str, data: Dataset, command: str, seeds: list[int], train_config: TrainConfig,
+                 fields: dict, out_dir: Path, markdown_body) -> dict:
+    """Write `<name>_<dataset>.json` (provenance + `fields`) and the Markdown `markdown_body` makes of it."""
+    result = {
+        "benchmark": name, "dataset": data.name, "command": command,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment(), "seeds": seeds,
+        "train_config": asdict(train_config), **fields,
     }
+    stem = out_dir / f"{name}_{data.name}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    stem.with_suffix(".md").write_text("\n".join(markdown_header(result)) + "\n" + markdown_body(result))
+    return result
+
+
+def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_config: ForwardForwardConfig,
+             bp_config: BackpropConfig, out_dir: Path, command: str, progress: bool = True,
+             keep_runs: bool = False) -> dict:
+    """Forward-Forward and its BP twin for every seed: test errors (both FF methods), speed, FLOP/s."""
+    gflops = matmul_gflops()
+
+    def measure(learners, run):
+        ff = learners["ff"]
+        run["ff"]["agreement_goodness_softmax"] = 1.0 - error_rate(ff.predict(data.x_test),
+                                                                    ff.predict_softmax(data.x_test))
+
+    configs = {"ff": ff_config, "bp": bp_config}
+    runs, learners = run_seeds("ff_vs_bp", data, seeds, train_config, configs, out_dir, progress, keep_runs, measure)
+    sizes = (data.n_features, *ff_config.hidden)
+    summary = {
+        "ff_error_goodness": mean_over_runs(runs, "ff", "error_goodness"),
+        "ff_error_softmax": mean_over_runs(runs, "ff", "error_softmax"),
+        "bp_error": mean_over_runs(runs, "bp", "error"),
+        "ff_agreement_goodness_softmax": mean_over_runs(runs, "ff", "agreement_goodness_softmax"),
+        **timing_summary(runs, "ff", data, training_flops_per_sample("ff", sizes, data.n_classes)),
+        **timing_summary(runs, "bp", data, training_flops_per_sample("bp", sizes, data.n_classes)),
+        "matmul_gflops": gflops,
+    }
+    summary["ff_over_bp_time"] = summary["ff_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
     summary["ff_fraction_of_matmul"] = summary["ff_gflops"] / gflops
     summary["bp_fraction_of_matmul"] = summary["bp_gflops"] / gflops
-    result = {
-        "benchmark": "ff_vs_bp", "dataset": data.name, "command": command,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment(), "seeds": seeds,
-        "train_config": asdict(train_config), "ff_config": asdict(ff_config), "bp_config": asdict(bp_config),
-        "summary": summary, "runs": runs,
-    }
-    stem = out_dir / f"ff_vs_bp_{data.name}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    stem.with_suffix(".md").write_text(markdown(result))
+    result = write_result("ff_vs_bp", data, command, seeds, train_config,
+                          {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _ff_markdown)
     plots.learning_curves(
         {"FF (softmax readout)": _curve(runs, "ff", "error_softmax"), "BP twin": _curve(runs, "bp", "error")},
         out_dir / f"ff_vs_bp_{data.name}_curves.png", f"{data.name}: test error, mean of {len(seeds)} seed(s)")
-    plots.receptive_fields(_first_layer_images(ff.layers[0].weight, data), data.image_shape,
+    plots.receptive_fields(_first_layer_images(learners["ff"].layers[0].weight.detach(), data), data.image_shape,
                            out_dir / f"ff_receptive_fields_{data.name}.png", "FF layer 1 (label pixels blanked)")
     return result
 
 
+def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_config: DeepBeliefNetConfig,
+              bp_config: BackpropConfig, out_dir: Path, command: str, progress: bool = True,
+              keep_runs: bool = False, dreams_per_label: int = 20, dream_steps: int = 1000,
+              ais_steps: int = 14500, ais_runs: int = 100) -> dict:
+    """Deep belief net and its BP twin: test errors, speed, dreams judged by the twin, AIS log-likelihood."""
+    labels = torch.arange(data.n_classes).repeat_interleave(dreams_per_label)
+    binary_test = (data.x_test > 0.5).float()  # AIS: the first RBM's likelihood of binarised test images
+
+    def measure(learners, run):
+        dbn, bp = learners["dbn"], learners["bp"]
+        dreams = dbn.dream(labels, steps=dream_steps, generator=torch.Generator().manual_seed(run["seed"]))
+        run["dbn"]["dream_agreement"] = 1.0 - error_rate(bp.predict(dreams), labels)
+        run["dbn"]["dreams"] = dreams
+        rbm = dbn.rbms[0]
+        start = time.perf_counter()
+        log_z, log_z_error = ais_log_partition(rbm, data.x_train.mean(0), ais_betas(ais_steps), ais_runs,
+                                               torch.Generator().manual_seed(run["seed"]))
+        run["dbn"]["ais"] = {
+            "log_z": log_z, "log_z_standard_error": log_z_error, "steps": ais_steps, "runs": ais_runs,
+            "seconds": time.perf_counter() - start,
+            "test_log_likelihood": (-rbm.free_energy(binary_test).mean().item()) - log_z,
+        }
+
+    configs = {"dbn": dbn_config, "bp": bp_config}
+    runs, _ = run_seeds("dbn_vs_bp", data, seeds, train_config, configs, out_dir, progress, keep_runs, measure)
+    dreams = runs[0]["dbn"]["dreams"]
+    for run in runs:  # images go to the figure, not the JSON
+        del run["dbn"]["dreams"]
+    summary = {
+        "dbn_error": mean_over_runs(runs, "dbn", "error"),
+        "bp_error": mean_over_runs(runs, "bp", "error"),
+        "dream_agreement": mean_over_runs(runs, "dbn", "dream_agreement"),
+        "rbm1_test_log_likelihood": statistics.mean(r["dbn"]["ais"]["test_log_likelihood"] for r in runs),
+        **timing_summary(runs, "dbn", data), **timing_summary(runs, "bp", data),
+    }
+    summary["dbn_over_bp_time"] = summary["dbn_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
+    result = write_result("dbn_vs_bp", data, command, seeds, train_config,
+                          {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _dbn_markdown)
+    plots.image_grid(dreams.view(data.n_classes, dreams_per_label, -1)[:, :10], data.image_shape,
+                     out_dir / f"dbn_dreams_{data.name}.png", f"Dreams with each label clamped (seed {seeds[0]})",
+                     row_labels=[str(c) for c in range(data.n_classes)])
+    plots.learning_curves(
+        {"DBN (free energy of each label)": _curve(runs, "dbn", "error"), "BP twin": _curve(runs, "bp", "error")},
+        out_dir / f"dbn_vs_bp_{data.name}_curves.png", f"{data.name}: test error, mean of {len(seeds)} seed(s)")
+    return result
+
+
+def eqprop_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig,
+                 ep_configs: list[EquilibriumPropConfig], bp_lr: float, out_dir: Path, command: str,
+                 progress: bool = True, keep_runs: bool = False,
+                 test_steps: tuple[int, ...] = (5, 10, 20, 50, 100)) -> dict:
+    """Equilibrium Propagation and its BP twin for each architecture: errors, speed, relaxation cost,
+    error vs free-phase steps, and the EP update against backprop through the relaxation for a range of beta."""
+    gflops = matmul_gflops()
+    architectures, energy_traces = [], {}
+    for ep_config in ep_configs:
+        name = "-".join(map(str, ep_config.hidden))
+
+        def measure(learners, run, ep_config=ep_config, name=name):
+            ep = learners["eqprop"]
+            run["eqprop"]["error_by_free_steps"] = {
+                steps: error_rate(in_chunks(lambda part: ep.free_phase(part, steps)[-1].argmax(1), data.x_test),
+                                  data.y_test) for steps in test_steps}
+            run["eqprop"]["free_phase"] = free_phase_speed(ep, data.x_test[: train_config.batch_size], gflops)
+            if run["seed"] == seeds[0]:
+                energy_traces[name] = energy_trace(ep, data.x_test[:100], data.y_test[:100])
+                run["eqprop"]["gradient_check"] = gradient_check(ep, data.x_test[:20], data.y_test[:20])
+
+        configs = {"eqprop": ep_config, "bp": BackpropConfig(hidden=ep_config.hidden, lr=bp_lr)}
+        runs, _ = run_seeds(f"eqprop_vs_bp_{name}", data, seeds, train_config, configs, out_dir, progress,
+                            keep_runs, measure)
+        summary = {
+            "eqprop_error": mean_over_runs(runs, "eqprop", "error"), "bp_error": mean_over_runs(runs, "bp", "error"),
+            **timing_summary(runs, "eqprop", data), **timing_summary(runs, "bp", data),
+            "free_steps": ep_config.free_steps, "nudged_steps": ep_config.nudged_steps,
+        }
+        summary["eqprop_over_bp_time"] = summary["eqprop_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
+        architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config), "summary": summary,
+                              "runs": runs})
+        plots.learning_curves(
+            {"EP (free phase)": _curve(runs, "eqprop", "error"), "BP twin": _curve(runs, "bp", "error")},
+            out_dir / f"eqprop_vs_bp_{data.name}_{name}_curves.png",
+            f"{data.name} {data.n_features}-{name}-{data.n_classes}: test error")
+    plots.energy_traces(energy_traces, out_dir / f"eqprop_energy_{data.name}.png")
+    return write_result("eqprop_vs_bp", data, command, seeds, train_config,
+                        {"matmul_gflops": gflops, "architectures": architectures}, out_dir, _eqprop_markdown)
+
+
+def _configs(configs: dict) -> dict:
+    return {f"{algorithm}_config": asdict(config) for algorithm, config in configs.items()}
+
+
+def free_phase_speed(ep, x: torch.Tensor, gflops: float, repeats: int = 20) -> dict:
+    """Seconds of one free phase on a training-size batch, and the matmul FLOP/s it reaches."""
+    ep.free_phase(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        ep.free_phase(x)
+    seconds = (time.perf_counter() - start) / repeats
+    pairs = list(zip(ep.sizes[:-1], ep.sizes[1:]))
+    per_step = sum(2 * 2 * a * b for a, b in pairs[1:])  # up and down through every weight above the input
+    flops = len(x) * (2 * pairs[0][0] * pairs[0][1] + ep.config.free_steps * per_step)
+    return {"batch": len(x), "steps": ep.config.free_steps, "seconds": seconds,
+            "gflops": flops / seconds / 1e9, "fraction_of_matmul": flops / seconds / 1e9 / gflops}
+
+
+def energy_trace(ep, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Mean energy E after every step of the free phase, then of the nudged phase (+beta) from its end."""
+    target = torch.nn.functional.one_hot(y, ep.n_classes).float()
+    states = [x.new_zeros(len(x), n) for n in ep.sizes[1:]]
+    free, nudged = [], []
+    for _ in range(ep.config.free_steps):
+        states = ep.relax(x, states, 1)
+        free.append(ep.energy(x, states).mean().item())
+    for _ in range(ep.config.nudged_steps):
+        states = ep.relax(x, states, 1, ep.config.beta, target)
+        nudged.append(ep.energy(x, states).mean().item())
+    return {"free": free, "nudged": nudged}
+
+
+def gradient_check(ep, x: torch.Tensor, y: torch.Tensor, steps: int = 300,
+                   betas: tuple[float, ...] = (0.5, 0.1, 0.01, 0.001)) -> list[dict]:
+    """EP's update against backprop through a converged relaxation, in float64, on the trained net."""
+    net = type(ep)(ep.n_inputs, ep.n_classes, ep.config).double()
+    net.load_state_dict(ep.state_dict())
+    x, target = x.double(), torch.nn.functional.one_hot(y, ep.n_classes).double()
+    params = [p for pair in zip(net.weights, net.biases) for p in pair]
+    for p in params:
+        p.requires_grad_(True)
+    output = net.free_phase(x, steps)[-1]
+    true = torch.cat([g.flatten() for g in torch.autograd.grad(
+        0.5 * (output - target).pow(2).sum(1).mean(), params)])
+    with torch.no_grad():
+        free = net.free_phase(x, steps)
+        rows = []
+        for symmetric in (False, True):
+            for beta in betas:
+                estimate = torch.cat([g.flatten() for g in net.ep_gradient(x, target, free, beta, symmetric, steps)])
+                rows.append({"nudging": "symmetric" if symmetric else "one-sided", "beta": beta,
+                             "cosine": torch.nn.functional.cosine_similarity(estimate, true, dim=0).item(),
+                             "relative_error": ((estimate - true).norm() / true.norm()).item()})
+    return rows
+
+
 def _first_layer_images(weight: torch.Tensor, data: Dataset) -> torch.Tensor:
-    images = weight.detach().clone()
+    images = weight.clone()
     images[:, : data.n_classes] = 0.0  # those pixels carry the label, not the image
     return images
 
@@ -156,41 +349,110 @@ def _curve(runs: list[dict], algorithm: str, key: str) -> list[tuple[int, float]
     return [(epoch, statistics.mean(values)) for epoch, values in sorted(by_epoch.items())]
 
 
-def markdown(result: dict) -> str:
-    s = result["summary"]
-    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
-    lines = [
-        f"# Forward-Forward vs backprop twin on {result['dataset']}",
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def markdown_header(result: dict) -> list[str]:
+    train, machine = result["train_config"], result["machine"]
+    return [
+        f"# {result['benchmark']} on {result['dataset']}",
         "",
         f"Command: `{result['command']}`  ",
-        f"Date: {result['date']}; seeds {result['seeds']}; hidden {list(result['ff_config']['hidden'])}; "
-        f"{result['train_config']['epochs']} epochs, batch {result['train_config']['batch_size']}, "
-        f"lr schedule {result['train_config']['lr_schedule']}; FF negatives: {result['ff_config']['negatives']}  ",
-        f"Machine: {result['machine']['processor']}, {result['machine']['cpu_count']} CPUs, "
-        f"{result['machine']['torch_threads']} torch threads; torch {result['versions']['torch']}, "
-        f"python {result['versions']['python']}",
+        f"Date: {result['date']}; seeds {result['seeds']}; {train['epochs']} epochs, batch {train['batch_size']}, "
+        f"lr schedule {train['lr_schedule']}  ",
+        *[f"{key[:-7]} config: `{json.dumps(value)}`  " for key, value in result.items()
+          if key.endswith("_config") and key != "train_config"],
+        f"Machine: {machine['processor']}, {machine['cpu_count']} CPUs, {machine['torch_threads']} torch threads; "
+        f"torch {result['versions']['torch']}, python {result['versions']['python']}",
         "",
-        "| | FF, goodness of each label | FF, softmax on layers 2..N | BP twin |",
+    ]
+
+
+def _speed_row(s: dict, a: str, b: str) -> list[str]:
+    return [
+        "",
+        f"| speed (median epoch) | {a.upper()} | BP twin | {a.upper()} / BP |",
         "| --- | --- | --- | --- |",
-        f"| test error (mean over seeds) | {pct(s['ff_error_goodness'])} | {pct(s['ff_error_softmax'])} | "
-        f"{pct(s['bp_error'])} |",
+        f"| seconds per epoch | {s[f'{a}_seconds_per_epoch']:.2f} | {s[f'{b}_seconds_per_epoch']:.2f} | "
+        f"{s[f'{a}_over_bp_time']:.2f}x |",
+        f"| training samples/s | {s[f'{a}_samples_per_s']:.0f} | {s[f'{b}_samples_per_s']:.0f} | |",
+    ]
+
+
+def _ff_markdown(result: dict) -> str:
+    s = result["summary"]
+    lines = [
+        "| test error | FF, goodness of each label | FF, softmax on layers 2..N | BP twin |",
+        "| --- | --- | --- | --- |",
+        f"| mean over seeds | {_pct(s['ff_error_goodness'])} | {_pct(s['ff_error_softmax'])} | {_pct(s['bp_error'])} |",
     ]
     for run in result["runs"]:
         f, b = run["ff"]["final"], run["bp"]["final"]
-        lines.append(f"| seed {run['seed']} | {pct(f['error_goodness'])} | {pct(f['error_softmax'])} | "
-                     f"{pct(b['error'])} |")
-    lines += [
-        "",
-        "| speed | FF | BP twin | FF / BP |",
-        "| --- | --- | --- | --- |",
-        f"| seconds per epoch | {s['ff_seconds_per_epoch']:.2f} | {s['bp_seconds_per_epoch']:.2f} | "
-        f"{s['ff_over_bp_time']:.2f}x |",
-        f"| training samples/s | {s['ff_samples_per_s']:.0f} | {s['bp_samples_per_s']:.0f} | |",
-        f"| matmul GFLOP/s reached | {s['ff_gflops']:.1f} ({pct(s['ff_fraction_of_matmul'])} of machine) | "
-        f"{s['bp_gflops']:.1f} ({pct(s['bp_fraction_of_matmul'])}) | |",
+        lines.append(f"| seed {run['seed']} | {_pct(f['error_goodness'])} | {_pct(f['error_softmax'])} | "
+                     f"{_pct(b['error'])} |")
+    lines += _speed_row(s, "ff", "bp") + [
+        f"| matmul GFLOP/s reached | {s['ff_gflops']:.1f} ({_pct(s['ff_fraction_of_matmul'])} of machine) | "
+        f"{s['bp_gflops']:.1f} ({_pct(s['bp_fraction_of_matmul'])}) | |",
         "",
         f"Machine's measured float32 matmul throughput: {s['matmul_gflops']:.1f} GFLOP/s. "
-        f"The two FF evaluation methods agree on {pct(s['ff_agreement_goodness_softmax'])} of test images.",
+        f"The two FF evaluation methods agree on {_pct(s['ff_agreement_goodness_softmax'])} of test images.",
         "",
     ]
+    return "\n".join(lines)
+
+
+def _dbn_markdown(result: dict) -> str:
+    s = result["summary"]
+    lines = [
+        "| test error | DBN (lowest free energy over labels) | BP twin | dreams the twin reads as the clamped label |",
+        "| --- | --- | --- | --- |",
+        f"| mean over seeds | {_pct(s['dbn_error'])} | {_pct(s['bp_error'])} | {_pct(s['dream_agreement'])} |",
+    ]
+    for run in result["runs"]:
+        lines.append(f"| seed {run['seed']} | {_pct(run['dbn']['final']['error'])} | "
+                     f"{_pct(run['bp']['final']['error'])} | {_pct(run['dbn']['dream_agreement'])} |")
+    lines += _speed_row(s, "dbn", "bp") + [
+        "",
+        "| first RBM, AIS | log Z | test log-likelihood (nats, binarised test images) | AIS steps x runs | seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for run in result["runs"]:
+        ais = run["dbn"]["ais"]
+        lines.append(f"| seed {run['seed']} | {ais['log_z']:.2f} +- {ais['log_z_standard_error']:.2f} | "
+                     f"{ais['test_log_likelihood']:.2f} | {ais['steps']} x {ais['runs']} | {ais['seconds']:.0f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _eqprop_markdown(result: dict) -> str:
+    lines = [
+        f"Measured float32 matmul throughput: {result['matmul_gflops']:.1f} GFLOP/s. Per-architecture configs "
+        "are in the JSON.", "",
+        "| architecture | EP test error | BP twin | free / nudged steps | EP s/epoch | BP s/epoch | EP / BP time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for arch in result["architectures"]:
+        s = arch["summary"]
+        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {_pct(s['eqprop_error'])} | {_pct(s['bp_error'])} | "
+                     f"{s['free_steps']} / {s['nudged_steps']} | {s['eqprop_seconds_per_epoch']:.1f} | "
+                     f"{s['bp_seconds_per_epoch']:.1f} | {s['eqprop_over_bp_time']:.2f}x |")
+    lines += ["", "Test error by free-phase steps at test time (first seed), and the cost of one free phase:", "",
+              "| architecture | " + " | ".join(f"T={t}" for t in result["architectures"][0]["runs"][0]["eqprop"][
+                  "error_by_free_steps"]) + " | free phase (batch) | GFLOP/s | of machine |",
+              "| --- " * (len(result["architectures"][0]["runs"][0]["eqprop"]["error_by_free_steps"]) + 4) + "|"]
+    for arch in result["architectures"]:
+        run = arch["runs"][0]["eqprop"]
+        speed = run["free_phase"]
+        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | "
+                     + " | ".join(_pct(e) for e in run["error_by_free_steps"].values())
+                     + f" | {1000 * speed['seconds']:.2f} ms ({speed['batch']}) | {speed['gflops']:.1f} | "
+                       f"{_pct(speed['fraction_of_matmul'])} |")
+    lines += ["", "EP update vs backprop through the converged relaxation (trained net, 20 test images, float64):",
+              "", "| architecture | nudging | beta | cosine | relative error |", "| --- | --- | --- | --- | --- |"]
+    for arch in result["architectures"]:
+        for row in arch["runs"][0]["eqprop"]["gradient_check"]:
+            lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {row['nudging']} | {row['beta']} | "
+                         f"{row['cosine']:.5f} | {row['relative_error']:.5f} |")
+    lines.append("")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""`brainlearn train | eval | bench`: every flag comes from a config dataclass field.
+"""`brainlearn train | eval | bench | dream`: every learner flag comes from a config dataclass field.
 
 Bad flags or values print a message and exit with code 2 (argparse's convention); a data
 problem or a diverging run prints one clear line and exits with code 1.
@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shlex
 import sys
 import typing
 from pathlib import Path
 
-from . import bench
-from .algorithms import ALGORITHMS
+import torch
+
+from . import bench, plots
+from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
+                         ForwardForwardConfig)
 from .data import DATASETS, DataError, load_dataset
 from .train import DivergedError, TrainConfig, fit, learner_from_checkpoint, load_checkpoint, make_learner
 
@@ -23,6 +27,8 @@ EPILOG = """examples:
   brainlearn train ff --dataset mnist --data-dir ../shared/data --run-dir runs/ff --resume
   brainlearn eval runs/ff/checkpoint.pt
   brainlearn bench ff-vs-bp --dataset digits
+  brainlearn train dbn --dataset digits --epochs 40 --batch-size 20 --run-dir runs/dbn
+  brainlearn dream runs/dbn/checkpoint.pt --label 2 --out dreams.png
 """
 
 
@@ -86,45 +92,113 @@ def build_parser() -> argparse.ArgumentParser:
     benchmarks = bench_parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     ff_vs_bp = benchmarks.add_parser("ff-vs-bp", help="Forward-Forward vs backprop: test errors and speed",
                                      description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_bench_arguments(ff_vs_bp)
+    add_bench_arguments(ff_vs_bp, "FF's Adam learning rate", "Hinton 2022: 4 hidden layers of 2000, 60 epochs")
+    ff_vs_bp.add_argument("--negatives", choices=("hard", "random"), default="hard",
+                          help="FF negative labels (default: %(default)s)")
+    dbn_vs_bp = benchmarks.add_parser(
+        "dbn-vs-bp", help="deep belief net vs backprop: test errors, speed, dreams, AIS log-likelihood",
+        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bench_arguments(dbn_vs_bp, "the RBMs' SGD learning rate", "Hinton et al. 2006's net, 100 epochs")
+    dbn_vs_bp.add_argument("--dream-steps", type=int, default=1000,
+                           help="Gibbs steps in the top RBM per dream (default: %(default)s)")
+    dbn_vs_bp.add_argument("--ais-steps", type=int, default=14500,
+                           help="intermediate distributions of AIS (default: %(default)s, as Salakhutdinov & Murray)")
+
+    eqprop_vs_bp = benchmarks.add_parser(
+        "eqprop-vs-bp", help="Equilibrium Propagation vs backprop: errors, relaxation cost, gradient check",
+        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bench_arguments(eqprop_vs_bp, "with --hidden: SGD learning rate of each weight matrix",
+                        "both architectures for 60 epochs", lr_nargs="+")
+    eqprop_vs_bp.add_argument("--free-steps", type=int, help="free-phase steps (default: the preset's)")
+    eqprop_vs_bp.add_argument("--nudged-steps", type=int, help="nudged-phase steps (default: the preset's)")
+    eqprop_vs_bp.add_argument("--beta", type=float, default=0.5, help="(default: %(default)s)")
+    eqprop_vs_bp.add_argument("--nudging", choices=("one-sided", "symmetric", "random"), default="symmetric",
+                              help="(default: %(default)s)")
+
+    dream = commands.add_parser("dream", help="clamp a label on a trained deep belief net and let it generate digits")
+    dream.add_argument("checkpoint", type=Path, nargs="?", default=Path("runs/dbn/checkpoint.pt"),
+                       help="a checkpoint of `brainlearn train dbn` (default: %(default)s)")
+    dream.add_argument("--label", type=int, nargs="+", default=None, help="labels to clamp (default: all)")
+    dream.add_argument("--count", type=int, default=10, help="dreams per label (default: %(default)s)")
+    dream.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM (default: %(default)s)")
+    dream.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    dream.add_argument("--out", type=Path, default=Path("dreams.png"), help="PNG grid to write (default: %(default)s)")
     return parser
 
 
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+def add_bench_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help: str,
+                        lr_nargs: str | None = None) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--full", action="store_true",
-                        help="mnist only: Hinton's configuration, 4 hidden layers of 2000 for 60 epochs")
+    parser.add_argument("--full", action="store_true", help=f"mnist only: the paper's configuration ({full_help})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run of each per seed "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
     parser.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden layer sizes")
-    parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of both (default: %(default)s)")
-    parser.add_argument("--negatives", choices=("hard", "random"), default="hard",
-                        help="FF negative labels (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, help="(default: the preset's, else 100)")
+    parser.add_argument("--lr", type=float, nargs=lr_nargs, help=f"{lr_help} (default: the preset's)")
+    parser.add_argument("--bp-lr", type=float, help="the BP twin's Adam learning rate (default: the preset's)")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"),
                         help="where the JSON, Markdown and PNG go (default: %(default)s)")
     parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    preset = bench.PRESETS["mnist-full" if args.full else args.dataset]
+def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
     if args.full and args.dataset != "mnist":
-        parser.error("--full is Hinton's MNIST configuration; use it with --dataset mnist")
+        parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
+    preset = bench.PRESETS[args.benchmark]["mnist-full" if args.full else args.dataset]
+    bp_lr = args.bp_lr or preset["bp_lr"]
+    options = {"progress": not args.quiet, "keep_runs": args.keep_runs}
     try:
-        train_config = TrainConfig(epochs=args.epochs or preset["epochs"], batch_size=args.batch_size,
+        train_config = TrainConfig(epochs=args.epochs or preset["epochs"],
+                                   batch_size=args.batch_size or preset.get("batch_size", 100),
                                    lr_schedule="cooldown", eval_every=1)
-        ff_config = bench.ForwardForwardConfig(hidden=tuple(args.hidden or preset["hidden"]), lr=args.lr,
-                                               negatives=args.negatives)
+        if args.benchmark == "eqprop-vs-bp":
+            if args.hidden and not args.lr:
+                parser.error("with --hidden, give --lr: one learning rate per weight matrix")
+            architectures = [(args.hidden, args.lr, 20, 4)] if args.hidden else preset["architectures"]
+            ep_configs = [EquilibriumPropConfig(
+                hidden=hidden, lr=lr, free_steps=args.free_steps or free, nudged_steps=args.nudged_steps or nudged,
+                beta=args.beta, nudging=args.nudging) for hidden, lr, free, nudged in architectures]
+        else:
+            hidden = tuple(args.hidden or preset["hidden"])
+            lr = args.lr or preset["lr"]
+            bp_config = BackpropConfig(hidden=hidden, lr=bp_lr)
+            if args.benchmark == "ff-vs-bp":
+                learner_config = ForwardForwardConfig(hidden=hidden, lr=lr, negatives=args.negatives)
+            else:
+                learner_config = DeepBeliefNetConfig(hidden=hidden, lr=lr)
     except ValueError as error:
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
-    result = bench.compare(data, args.seeds, train_config, ff_config, args.out_dir, command,
-                           progress=not args.quiet, keep_runs=args.keep_runs)
-    print(bench.markdown(result))
-    print(f"wrote {args.out_dir}/ff_vs_bp_{data.name}.json, .md and figures")
-    return result
+    if args.benchmark == "eqprop-vs-bp":
+        result = bench.eqprop_vs_bp(data, args.seeds, train_config, ep_configs, bp_lr, args.out_dir, command,
+                                    **options)
+    else:
+        common = (data, args.seeds, train_config, learner_config, bp_config, args.out_dir, command)
+        if args.benchmark == "ff-vs-bp":
+            result = bench.ff_vs_bp(*common, **options)
+        else:
+            result = bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
+    stem = args.out_dir / f"{result['benchmark']}_{data.name}"
+    print(stem.with_suffix(".md").read_text())
+    print(f"wrote {stem}.json, {stem}.md and figures in {args.out_dir}")
+
+
+def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    checkpoint = load_checkpoint(args.checkpoint)
+    if checkpoint["algorithm"] != "dbn":
+        parser.error(f"{args.checkpoint} holds a {checkpoint['algorithm']!r} run; dreaming needs a 'dbn' one")
+    learner = learner_from_checkpoint(checkpoint)
+    labels = args.label if args.label is not None else list(range(learner.n_classes))
+    if args.count < 1 or args.steps < 1 or not all(0 <= label < learner.n_classes for label in labels):
+        parser.error(f"need --count >= 1, --steps >= 1 and labels in 0..{learner.n_classes - 1}")
+    clamped = torch.tensor(labels).repeat_interleave(args.count)
+    dreams = learner.dream(clamped, steps=args.steps, generator=torch.Generator().manual_seed(args.seed))
+    side = math.isqrt(learner.n_inputs)
+    plots.image_grid(dreams.view(len(labels), args.count, -1), (side, side), args.out,
+                     f"Dreams after {args.steps} Gibbs steps", row_labels=[str(label) for label in labels])
+    print(f"wrote {args.out}: {args.count} dreams for each of labels {labels}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             errors = learner.evaluate(data.x_test, data.y_test, full=True)
             for method, error in errors.items():
                 print(f"{method}: {100 * error:.2f}% ({data.name} test set, {len(data.y_test)} images)")
+        elif args.command == "dream":
+            run_dream(args, parser)
         else:
             run_bench(args, parser, shlex.join(["brainlearn", *argv]))
     except (DataError, DivergedError, FileNotFoundError, ValueError) as error:

@@ -41,3 +41,39 @@ def receptive_fields(weights: torch.Tensor, image_shape: tuple[int, int], path: 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def image_grid(images: torch.Tensor, image_shape: tuple[int, int], path: Path, title: str,
+               row_labels: list[str] | None = None) -> Path:
+    """images: (rows, columns, pixels) with values in [0, 1], drawn black on white."""
+    rows, columns = images.shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.7, rows * 0.7), squeeze=False)
+    for r in range(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.imshow(images[r, c].reshape(image_shape).numpy(), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels:
+            axes[r, 0].set_ylabel(row_labels[r], rotation=0, labelpad=10, va="center")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def energy_traces(traces: dict[str, dict[str, list[float]]], path: Path) -> Path:
+    """Mean energy over relaxation steps: the free phase, then the nudged phase, per architecture."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, trace in traces.items():
+        free, nudged = trace["free"], trace["nudged"]
+        (line,) = ax.plot(range(1, len(free) + 1), free, label=f"{name}: free")
+        ax.plot(range(len(free), len(free) + len(nudged) + 1), [free[-1], *nudged], linestyle="--",
+                color=line.get_color(), label=f"{name}: nudged")
+    ax.set(xlabel="relaxation step", ylabel="mean energy E", title="Equilibrium Propagation: relaxation")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

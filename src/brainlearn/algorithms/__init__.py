@@ -2,8 +2,11 @@
 
 from .backprop import Backprop, BackpropConfig
 from .base import Learner
+from .boltzmann import DeepBeliefNet, DeepBeliefNetConfig
+from .eqprop import EquilibriumProp, EquilibriumPropConfig
 from .forward_forward import ForwardForward, ForwardForwardConfig
 
-ALGORITHMS: dict[str, type[Learner]] = {cls.name: cls for cls in (ForwardForward, Backprop)}
+ALGORITHMS: dict[str, type[Learner]] = {cls.name: cls for cls in (ForwardForward, Backprop, DeepBeliefNet, EquilibriumProp)}
 
-__all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "ForwardForward", "ForwardForwardConfig", "Learner"]
+__all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig",
+           "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner"]

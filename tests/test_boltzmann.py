@@ -1,0 +1,111 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from brainlearn.algorithms import DeepBeliefNetConfig
+from brainlearn.algorithms.boltzmann import RBM, ais_betas, ais_log_partition
+from brainlearn.train import TrainConfig, fit, make_learner
+
+
+def small_rbm(n_visible, n_hidden, seed=0, scale=1.0):
+    torch.manual_seed(seed)
+    rbm = RBM(n_visible, n_hidden)
+    rbm.weight.copy_(scale * torch.randn(n_visible, n_hidden))
+    rbm.visible_bias.copy_(torch.randn(n_visible))
+    rbm.hidden_bias.copy_(torch.randn(n_hidden))
+    return rbm
+
+
+def states(n):
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def test_free_energy_matches_brute_force_over_hidden_states():
+    rbm = small_rbm(4, 3)
+    v, h = states(4), states(3)
+    energy = -(v @ rbm.visible_bias)[:, None] - (h @ rbm.hidden_bias)[None] - v @ rbm.weight @ h.T  # (16, 8)
+    assert torch.allclose(-torch.logsumexp(-energy, 1), rbm.free_energy(v), atol=1e-5)
+
+
+def saturated_rbm():
+    """Units so strongly driven that every probability is 0 or 1: samples are certain."""
+    rbm = RBM(2, 2)
+    rbm.weight.copy_(torch.tensor([[20.0, -20.0], [-20.0, 20.0]]))
+    rbm.hidden_bias.fill_(-10.0)
+    rbm.visible_bias.fill_(-10.0)
+    return rbm
+
+
+def test_cd1_sleep_phase_reconstructs_a_state_the_model_holds():
+    # v = [1, 0] -> h = sigma([20 - 10, -20 - 10]) = [1, 0] -> v' = sigma([20 - 10, -20 - 10]) = [1, 0]
+    probs, sample = saturated_rbm().gibbs(torch.tensor([[1.0, 0.0]]), 1, torch.Generator().manual_seed(0))
+    assert torch.allclose(probs, torch.tensor([[1.0, 0.0]]), atol=1e-4)
+    assert torch.equal(sample, torch.tensor([[1.0, 0.0]]))
+
+
+def test_wake_sleep_update_equals_hand_computation():
+    rbm = saturated_rbm()
+    optimizer = torch.optim.SGD([rbm.weight, rbm.visible_bias, rbm.hidden_bias], lr=0.1, momentum=0.5)
+    v_wake, v_sleep = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])  # h_wake = [1, 0], h_sleep = [0, 1]
+    before = rbm.weight.clone()
+    rbm.wake_sleep_step(optimizer, v_wake, rbm.hidden_probs(v_wake), v_sleep)
+    # dW = v_wake^T h_wake - v_sleep^T h_sleep = [[1, 0], [0, 0]] - [[0, 0], [0, 1]]; first step: lr * dW
+    assert torch.allclose(rbm.weight, before + 0.1 * torch.tensor([[1.0, 0.0], [0.0, -1.0]]), atol=1e-4)
+    assert torch.allclose(rbm.visible_bias, torch.tensor([-10.0 + 0.1, -10.0 - 0.1]), atol=1e-4)
+    assert torch.allclose(rbm.hidden_bias, torch.tensor([-10.0 + 0.1, -10.0 - 0.1]), atol=1e-4)
+
+
+def test_label_units_form_one_softmax_group():
+    rbm = RBM(5, 4, n_labels=3)
+    probs = rbm.visible_probs(torch.rand(7, 4))
+    assert torch.allclose(probs[:, 5:].sum(1), torch.ones(7))
+    sample = rbm.sample_visible(probs, torch.Generator().manual_seed(0))
+    assert torch.all(sample[:, 5:].sum(1) == 1)
+
+
+def test_ais_log_partition_close_to_exact_on_a_tiny_rbm():
+    rbm = small_rbm(10, 6, seed=1, scale=0.8)
+    exact = torch.logsumexp(-rbm.free_energy(states(10)), 0).item()
+    estimate, standard_error = ais_log_partition(rbm, torch.full((10,), 0.4), ais_betas(2000), runs=200)
+    assert estimate == pytest.approx(exact, abs=0.1)
+    assert standard_error < 0.1
+
+
+def test_ais_betas_follow_salakhutdinov_murray():
+    betas = ais_betas(14500)
+    assert len(betas) == 14500 and betas[0] == 0 and betas[-1] == 1
+    assert torch.all(betas[1:] > betas[:-1])
+    assert (betas < 0.5).sum() == 14500 // 29 - 1
+
+
+@pytest.fixture(scope="module")
+def trained_dbn(digits):
+    learner = make_learner("dbn", digits.n_features, 10, DeepBeliefNetConfig(hidden=(200, 200, 500)), seed=0)
+    history = fit(learner, digits, TrainConfig(epochs=20, batch_size=20, eval_every=0), progress=False)
+    return learner, history
+
+
+def test_dbn_lowers_reconstruction_error_and_classifies_well_above_chance(trained_dbn, digits):
+    learner, history = trained_dbn
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert history[-1]["error"] < 0.25  # chance is 0.9
+
+
+def test_free_energy_classification_is_exact_over_labels(trained_dbn, digits):
+    learner, _ = trained_dbn
+    x = digits.x_test[:5]
+    top = learner.rbms[-1]
+    features = learner.top_visible(x)
+    brute = torch.stack([top.free_energy(torch.cat([features, torch.nn.functional.one_hot(
+        torch.full((5,), c), 10).float()], 1)) for c in range(10)], 1)
+    assert torch.allclose(learner.label_free_energies(x), brute, atol=1e-3)
+
+
+def test_dreams_have_image_shape_and_pixel_range(trained_dbn):
+    learner, _ = trained_dbn
+    dreams = learner.dream(torch.tensor([2, 2, 7]), steps=50)
+    assert dreams.shape == (3, 64)
+    assert dreams.min() >= 0 and dreams.max() <= 1
+    assert not math.isclose(dreams.std().item(), 0.0)
