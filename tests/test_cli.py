@@ -12,6 +12,9 @@ from brainlearn.cli import main
     ["train", "ff", "--negatives", "fancy"],
     ["train", "gradient-descent"],
     ["bench", "ff-vs-bp", "--full"],  # --full is for mnist only
+    ["bench", "ff-vs-bp", "--epochs", "0"],  # not "the preset's epochs"
+    ["bench", "dbn-vs-bp", "--lr", "0"],
+    ["bench", "eqprop-vs-bp", "--batch-size", "0"],
     [],
 ])
 def test_bad_flags_exit_with_code_2_and_a_message(argv, capsys):
@@ -54,7 +57,8 @@ def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
     assert result["seeds"] == [0] and result["train_config"]["epochs"] == 2
     assert {"ff_error_goodness", "ff_error_softmax", "bp_error", "ff_over_bp_time", "matmul_gflops"} <= set(
         result["summary"])
-    assert result["versions"]["torch"] and result["machine"]["cpu_count"] and result["command"].startswith("brainlearn bench ff-vs-bp --seeds 0")
+    assert result["versions"]["torch"] and result["machine"]["cpu_count"]
+    assert result["command"].startswith("brainlearn bench ff-vs-bp --seeds 0")
     assert "| test error" in (tmp_path / "ff_vs_bp_digits.md").read_text()
     assert (tmp_path / "ff_vs_bp_digits_curves.png").stat().st_size > 1000
     assert (tmp_path / "ff_receptive_fields_digits.png").stat().st_size > 1000
@@ -85,6 +89,7 @@ def test_dbn_bench_writes_dreams_and_log_likelihood(tmp_path):
     assert {"dbn_error", "bp_error", "dream_agreement", "rbm1_test_log_likelihood"} <= set(result["summary"])
     assert result["runs"][0]["dbn"]["ais"]["test_log_likelihood"] < 0
     assert (tmp_path / "dbn_dreams_digits.png").stat().st_size > 1000
+    assert (tmp_path / "rbm_receptive_fields_digits.png").stat().st_size > 1000
     assert "AIS" in (tmp_path / "dbn_vs_bp_digits.md").read_text()
 
 

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "both architectures for 60 epochs", lr_nargs="+")
     eqprop_vs_bp.add_argument("--free-steps", type=int, help="free-phase steps (default: the preset's)")
     eqprop_vs_bp.add_argument("--nudged-steps", type=int, help="nudged-phase steps (default: the preset's)")
-    eqprop_vs_bp.add_argument("--beta", type=float, default=0.5, help="(default: %(default)s)")
+    eqprop_vs_bp.add_argument("--beta", type=float, help="nudging strength (default: the preset's)")
     eqprop_vs_bp.add_argument("--nudging", choices=("one-sided", "symmetric", "random"), default="symmetric",
                               help="(default: %(default)s)")
 
@@ -147,22 +147,28 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command
     if args.full and args.dataset != "mnist":
         parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
     preset = bench.PRESETS[args.benchmark]["mnist-full" if args.full else args.dataset]
-    bp_lr = args.bp_lr or preset["bp_lr"]
+
+    def given_or_preset(flag: str, default=None):
+        value = getattr(args, flag)
+        return value if value is not None else preset.get(flag, default)
+
+    bp_lr = given_or_preset("bp_lr")
     options = {"progress": not args.quiet, "keep_runs": args.keep_runs}
     try:
-        train_config = TrainConfig(epochs=args.epochs or preset["epochs"],
-                                   batch_size=args.batch_size or preset.get("batch_size", 100),
+        train_config = TrainConfig(epochs=given_or_preset("epochs"), batch_size=given_or_preset("batch_size", 100),
                                    lr_schedule="cooldown", eval_every=1)
         if args.benchmark == "eqprop-vs-bp":
-            if args.hidden and not args.lr:
+            if args.hidden is not None and args.lr is None:
                 parser.error("with --hidden, give --lr: one learning rate per weight matrix")
-            architectures = [(args.hidden, args.lr, 20, 4)] if args.hidden else preset["architectures"]
-            ep_configs = [EquilibriumPropConfig(
-                hidden=hidden, lr=lr, free_steps=args.free_steps or free, nudged_steps=args.nudged_steps or nudged,
-                beta=args.beta, nudging=args.nudging) for hidden, lr, free, nudged in architectures]
+            architectures = (preset["architectures"] if args.hidden is None
+                             else [{"hidden": args.hidden, "lr": args.lr}])
+            overrides = {key: getattr(args, key) for key in ("free_steps", "nudged_steps", "beta")
+                         if getattr(args, key) is not None}
+            ep_configs = [EquilibriumPropConfig(**{**architecture, **overrides}, nudging=args.nudging)
+                          for architecture in architectures]
         else:
-            hidden = tuple(args.hidden or preset["hidden"])
-            lr = args.lr or preset["lr"]
+            hidden = tuple(given_or_preset("hidden"))
+            lr = given_or_preset("lr")
             bp_config = BackpropConfig(hidden=hidden, lr=bp_lr)
             if args.benchmark == "ff-vs-bp":
                 learner_config = ForwardForwardConfig(hidden=hidden, lr=lr, negatives=args.negatives)

@@ -6,7 +6,8 @@ from .boltzmann import DeepBeliefNet, DeepBeliefNetConfig
 from .eqprop import EquilibriumProp, EquilibriumPropConfig
 from .forward_forward import ForwardForward, ForwardForwardConfig
 
-ALGORITHMS: dict[str, type[Learner]] = {cls.name: cls for cls in (ForwardForward, Backprop, DeepBeliefNet, EquilibriumProp)}
+ALGORITHMS: dict[str, type[Learner]] = {
+    cls.name: cls for cls in (ForwardForward, Backprop, DeepBeliefNet, EquilibriumProp)}
 
 __all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig",
            "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner"]

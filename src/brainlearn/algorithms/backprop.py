@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, in_chunks
+from .base import Learner, in_chunks, layer_sizes
 
 
 @dataclass
@@ -22,9 +22,7 @@ class BackpropConfig:
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
 
     def __post_init__(self):
-        self.hidden = tuple(self.hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError("hidden must list one or more positive layer sizes")
+        self.hidden = layer_sizes(self.hidden)
         if self.lr <= 0:
             raise ValueError("lr must be positive")
 

@@ -55,6 +55,14 @@ class Learner(nn.Module):
         self.generator.set_state(state["generator"])
 
 
+def layer_sizes(hidden) -> tuple[int, ...]:
+    """Validate a config's hidden layer sizes (used in every config's __post_init__)."""
+    hidden = tuple(hidden)
+    if not hidden or min(hidden) < 1:
+        raise ValueError("hidden must list one or more positive layer sizes")
+    return hidden
+
+
 def error_rate(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return (predicted != target).float().mean().item()
 

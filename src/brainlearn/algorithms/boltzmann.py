@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, error_rate, in_chunks
+from .base import Learner, error_rate, in_chunks, layer_sizes
 
 
 class RBM(nn.Module):
@@ -113,9 +113,7 @@ class DeepBeliefNetConfig:
         "help": "updates at momentum 0.5 before switching to 0.9 (Hinton's guide)"})
 
     def __post_init__(self):
-        self.hidden = tuple(self.hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError("hidden must list one or more positive layer sizes")
+        self.hidden = layer_sizes(self.hidden)
         if self.lr <= 0 or self.cd_k < 1 or self.chains < 1 or self.weight_decay < 0:
             raise ValueError("need lr > 0, cd_k >= 1, chains >= 1 and weight_decay >= 0")
         if self.sleep not in ("cd", "pcd"):

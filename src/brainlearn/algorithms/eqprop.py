@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, in_chunks
+from .base import Learner, in_chunks, layer_sizes
 
 
 def rho(s: torch.Tensor) -> torch.Tensor:
@@ -47,9 +47,7 @@ class EquilibriumPropConfig:
     step_size: float = field(default=0.5, metadata={"help": "step of the discretised dynamics ds = -step * dF/ds"})
 
     def __post_init__(self):
-        self.hidden, self.lr = tuple(self.hidden), tuple(self.lr)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError("hidden must list one or more positive layer sizes")
+        self.hidden, self.lr = layer_sizes(self.hidden), tuple(self.lr)
         if len(self.lr) != len(self.hidden) + 1 or min(self.lr) <= 0:
             raise ValueError(f"lr needs {len(self.hidden) + 1} positive values, one per weight matrix")
         if self.beta <= 0 or self.free_steps < 1 or self.nudged_steps < 1 or not 0 < self.step_size <= 1:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, error_rate, in_chunks
+from .base import Learner, error_rate, in_chunks, layer_sizes
 
 NEUTRAL = 0.1  # label-pixel value meaning "no label" (sec. 3.3)
 
@@ -79,9 +79,7 @@ class ForwardForwardConfig:
         "help": "goodness evaluation: score only the top-k labels of the softmax (0 = all labels)"})
 
     def __post_init__(self):
-        self.hidden = tuple(self.hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError("hidden must list one or more positive layer sizes")
+        self.hidden = layer_sizes(self.hidden)
         if self.lr <= 0 or self.classifier_lr <= 0:
             raise ValueError("learning rates must be positive")
         if self.threshold <= 0:
@@ -113,7 +111,7 @@ class ForwardForward(Learner):
     def activities(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each hidden layer's ReLU activity for label-embedded input `x` (no learning)."""
         out, h = [], x
-        for j, layer in enumerate(self.layers):
+        for layer in self.layers:
             h = F.relu(layer(layer_norm(h)))
             out.append(h)
         return out
