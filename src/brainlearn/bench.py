@@ -39,18 +39,20 @@ PRESETS = {
         "mnist": {"hidden": (1000, 1000, 1000), "epochs": 30, "lr": 1e-3, "bp_lr": 1e-3},
         "mnist-full": {"hidden": (2000, 2000, 2000, 2000), "epochs": 60, "lr": 1e-3, "bp_lr": 1e-3},
     },
-    "eqprop-vs-bp": {  # Scellier & Bengio 2017's settings for one and two hidden layers
+    "eqprop-vs-bp": {  # Scellier & Bengio 2017's settings for one and two hidden layers; epochs per architecture
         "digits": {"architectures": [
-            {"hidden": (100,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5}],
-            "epochs": 10, "bp_lr": 1e-3, "batch_size": 20},
+            {"hidden": (100,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5, "epochs": 10}],
+            "bp_lr": 1e-3, "batch_size": 20},
         "mnist": {"architectures": [
-            {"hidden": (500,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5},
-            {"hidden": (500, 500), "lr": (0.4, 0.1, 0.01), "free_steps": 100, "nudged_steps": 6, "beta": 1.0}],
-            "epochs": 5, "bp_lr": 1e-3, "batch_size": 20},
+            {"hidden": (500,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5, "epochs": 15},
+            {"hidden": (500, 500), "lr": (0.4, 0.1, 0.01), "free_steps": 100, "nudged_steps": 6, "beta": 1.0,
+             "epochs": 4}],
+            "bp_lr": 1e-3, "batch_size": 20},
         "mnist-full": {"architectures": [
-            {"hidden": (500,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5},
-            {"hidden": (500, 500), "lr": (0.4, 0.1, 0.01), "free_steps": 100, "nudged_steps": 6, "beta": 1.0}],
-            "epochs": 60, "bp_lr": 1e-3, "batch_size": 20},
+            {"hidden": (500,), "lr": (0.1, 0.05), "free_steps": 20, "nudged_steps": 4, "beta": 0.5, "epochs": 60},
+            {"hidden": (500, 500), "lr": (0.4, 0.1, 0.01), "free_steps": 100, "nudged_steps": 6, "beta": 1.0,
+             "epochs": 60}],
+            "bp_lr": 1e-3, "batch_size": 20},
     },
     "dbn-vs-bp": {  # Hinton, Osindero & Teh 2006: 784-500-500-2000 with 10 label units on top
         "digits": {"hidden": (200, 200, 500), "epochs": 40, "lr": 0.05, "bp_lr": 1e-3},
@@ -249,15 +251,16 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
     return result
 
 
-def eqprop_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig,
+def eqprop_vs_bp(data: Dataset, seeds: list[int], train_configs: list[TrainConfig],
                  ep_configs: list[EquilibriumPropConfig], bp_lr: float, out_dir: Path, command: str,
                  progress: bool = True, keep_runs: bool = False,
                  test_steps: tuple[int, ...] = (5, 10, 20, 50, 100)) -> dict:
-    """Equilibrium Propagation and its BP twin for each architecture: errors, speed, relaxation cost,
-    error vs free-phase steps, and the EP update against backprop through the relaxation for a range of beta."""
+    """Equilibrium Propagation and its BP twin for each architecture (with its own training budget):
+    errors, speed, relaxation cost, error vs free-phase steps, and the EP update against backprop through
+    the relaxation for a range of beta."""
     started, gflops = environment(), matmul_gflops()
     architectures, energy_traces = [], {}
-    for ep_config in ep_configs:
+    for train_config, ep_config in zip(train_configs, ep_configs, strict=True):
         name = "-".join(map(str, ep_config.hidden))
 
         def measure(learners, run, ep_config=ep_config, name=name):
@@ -279,14 +282,14 @@ def eqprop_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig,
             "free_steps": ep_config.free_steps, "nudged_steps": ep_config.nudged_steps,
         }
         summary["eqprop_over_bp_time"] = summary["eqprop_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
-        architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config), "summary": summary,
-                              "runs": runs})
+        architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config),
+                              "train_config": asdict(train_config), "summary": summary, "runs": runs})
         plots.learning_curves(
             {"EP (free phase)": _curve(runs, "eqprop", "error"), "BP twin": _curve(runs, "bp", "error")},
             out_dir / f"eqprop_vs_bp_{data.name}_{name}_curves.png",
             f"{data.name} {data.n_features}-{name}-{data.n_classes}: test error")
     plots.energy_traces(energy_traces, out_dir / f"eqprop_energy_{data.name}.png")
-    return write_result("eqprop_vs_bp", data, command, started, seeds, train_config,
+    return write_result("eqprop_vs_bp", data, command, started, seeds, train_configs[0],
                         {"matmul_gflops": gflops, "architectures": architectures}, out_dir, _eqprop_markdown)
 
 
@@ -442,14 +445,17 @@ def _eqprop_markdown(result: dict) -> str:
     lines = [
         f"Measured float32 matmul throughput: {result['matmul_gflops']:.1f} GFLOP/s. Per-architecture configs "
         "are in the JSON.", "",
-        "| architecture | EP test error | BP twin | free / nudged steps | EP s/epoch | BP s/epoch | EP / BP time |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| architecture | epochs | EP test error | BP twin | free / nudged steps, beta | EP s/epoch | BP s/epoch "
+        "| EP / BP time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arch in result["architectures"]:
         s = arch["summary"]
-        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {_pct(s['eqprop_error'])} | {_pct(s['bp_error'])} | "
-                     f"{s['free_steps']} / {s['nudged_steps']} | {s['eqprop_seconds_per_epoch']:.1f} | "
-                     f"{s['bp_seconds_per_epoch']:.1f} | {s['eqprop_over_bp_time']:.2f}x |")
+        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {arch['train_config']['epochs']} | "
+                     f"{_pct(s['eqprop_error'])} | {_pct(s['bp_error'])} | "
+                     f"{s['free_steps']} / {s['nudged_steps']}, {arch['config']['beta']} | "
+                     f"{s['eqprop_seconds_per_epoch']:.1f} | {s['bp_seconds_per_epoch']:.1f} | "
+                     f"{s['eqprop_over_bp_time']:.2f}x |")
     lines += ["", "Test error by free-phase steps at test time (first seed), and the cost of one free phase:", "",
               "| architecture | " + " | ".join(f"T={t}" for t in result["architectures"][0]["runs"][0]["eqprop"][
                   "error_by_free_steps"]) + " | free phase (batch) | GFLOP/s | of machine |",

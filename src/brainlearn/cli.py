@@ -155,18 +155,21 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command
     bp_lr = given_or_preset("bp_lr")
     options = {"progress": not args.quiet, "keep_runs": args.keep_runs}
     try:
-        train_config = TrainConfig(epochs=given_or_preset("epochs"), batch_size=given_or_preset("batch_size", 100),
-                                   lr_schedule="cooldown", eval_every=1)
         if args.benchmark == "eqprop-vs-bp":
             if args.hidden is not None and args.lr is None:
                 parser.error("with --hidden, give --lr: one learning rate per weight matrix")
             architectures = (preset["architectures"] if args.hidden is None
-                             else [{"hidden": args.hidden, "lr": args.lr}])
+                             else [{"hidden": args.hidden, "lr": args.lr, "epochs": 10}])
             overrides = {key: getattr(args, key) for key in ("free_steps", "nudged_steps", "beta")
                          if getattr(args, key) is not None}
-            ep_configs = [EquilibriumPropConfig(**{**architecture, **overrides}, nudging=args.nudging)
-                          for architecture in architectures]
+            train_configs = [TrainConfig(epochs=args.epochs if args.epochs is not None else arch["epochs"],
+                                         batch_size=given_or_preset("batch_size", 100), lr_schedule="cooldown")
+                             for arch in architectures]
+            ep_configs = [EquilibriumPropConfig(**{k: v for k, v in arch.items() if k != "epochs"}, **overrides,
+                                                nudging=args.nudging) for arch in architectures]
         else:
+            train_config = TrainConfig(epochs=given_or_preset("epochs"), batch_size=given_or_preset("batch_size", 100),
+                                       lr_schedule="cooldown", eval_every=1)
             hidden = tuple(given_or_preset("hidden"))
             lr = given_or_preset("lr")
             bp_config = BackpropConfig(hidden=hidden, lr=bp_lr)
@@ -178,7 +181,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     if args.benchmark == "eqprop-vs-bp":
-        result = bench.eqprop_vs_bp(data, args.seeds, train_config, ep_configs, bp_lr, args.out_dir, command,
+        result = bench.eqprop_vs_bp(data, args.seeds, train_configs, ep_configs, bp_lr, args.out_dir, command,
                                     **options)
     else:
         common = (data, args.seeds, train_config, learner_config, bp_config, args.out_dir, command)
