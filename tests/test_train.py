@@ -3,9 +3,10 @@ import pickle
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from brainlearn.algorithms import ForwardForwardConfig
-from brainlearn.train import (CHECKPOINT, METRICS, DivergedError, TrainConfig, fit, learner_from_checkpoint,
+from brainlearn.train import (CHECKPOINT, METRICS, WEIGHTS, DivergedError, TrainConfig, fit, learner_from_checkpoint,
                               load_checkpoint, lr_scale, make_learner, save_checkpoint)
 
 CONFIG = ForwardForwardConfig(hidden=(32, 32))
@@ -50,6 +51,16 @@ def test_checkpoint_rebuilds_the_learner(digits, tmp_path):
     fit(learner, digits, TrainConfig(epochs=1), run_dir=tmp_path, progress=False)
     rebuilt = learner_from_checkpoint(load_checkpoint(tmp_path / CHECKPOINT))
     assert torch.equal(rebuilt.predict(digits.x_test), learner.predict(digits.x_test))
+
+
+def test_final_weights_are_exported_as_safetensors(digits, tmp_path):
+    learner = new_learner(digits)
+    fit(learner, digits, TrainConfig(epochs=1), run_dir=tmp_path, progress=False)
+    with safe_open(tmp_path / WEIGHTS, framework="pt") as f:
+        assert f.metadata()["algorithm"] == "ff" and json.loads(f.metadata()["config"])["hidden"] == [32, 32]
+        loaded = {name: f.get_tensor(name) for name in f.keys()}
+    state = learner.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
 
 
 def test_diverging_run_stops_clearly_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):

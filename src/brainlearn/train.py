@@ -7,7 +7,9 @@ continues an interrupted run to exactly the result of an uninterrupted one.
 
 Checkpoints are plain tensors and containers written with `torch.save` to a temporary file
 and renamed into place; they are read with `torch.load(weights_only=True)`, which never
-executes code from the file.
+executes code from the file. They hold what resuming needs (optimizer and RNG state, the
+history). At the end of a run the learner's weights alone are also exported to
+`model.safetensors` (with its algorithm and config as metadata), for any tool to read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import safetensors.torch
 import torch
 from tqdm.auto import tqdm
 
@@ -28,6 +31,7 @@ from .data import Dataset
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+WEIGHTS = "model.safetensors"
 
 
 class DivergedError(RuntimeError):
@@ -67,18 +71,30 @@ def lr_scale(schedule: str, progress: float) -> float:
     return 1.0 if schedule == "constant" else min(1.0, 2.0 * (1.0 - progress))
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+def write_atomically(path: Path, write) -> None:
+    """`write(file)` into a temporary file beside `path`, then rename: a crash leaves the old file intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def export_weights(learner: Learner, path: Path) -> None:
+    """The learner's parameters and buffers as safetensors, with algorithm, sizes and config as metadata."""
+    tensors = {name: tensor.contiguous() for name, tensor in learner.state_dict().items()}
+    metadata = {"algorithm": learner.name, "n_inputs": str(learner.n_inputs), "n_classes": str(learner.n_classes),
+                "config": json.dumps(asdict(learner.config))}
+    write_atomically(path, lambda f: f.write(safetensors.torch.save(tensors, metadata)))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -164,4 +180,6 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
         if progress:
             shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "error"))}
             tqdm.write(f"{learner.name} epoch {epoch + 1}: {shown} ({seconds:.1f}s)")
+    if run_dir is not None:
+        export_weights(learner, run_dir / WEIGHTS)
     return history
