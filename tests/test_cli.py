@@ -62,6 +62,9 @@ def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
     assert "| test error" in (tmp_path / "ff_vs_bp_digits.md").read_text()
     assert (tmp_path / "ff_vs_bp_digits_curves.png").stat().st_size > 1000
     assert (tmp_path / "ff_receptive_fields_digits.png").stat().st_size > 1000
+    histograms = result["runs"][0]["ff"]["goodness_histograms"]
+    assert len(histograms) == 2 and all(sum(h["positive"]) == sum(h["negative"]) == 450 for h in histograms)
+    assert (tmp_path / "ff_goodness_digits.png").stat().st_size > 1000
 
 
 def test_dbn_train_then_dream_writes_a_png(tmp_path, capsys):

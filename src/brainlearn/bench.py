@@ -175,6 +175,8 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
         ff = learners["ff"]
         run["ff"]["agreement_goodness_softmax"] = 1.0 - error_rate(ff.predict(data.x_test),
                                                                     ff.predict_softmax(data.x_test))
+        if run["seed"] == seeds[0]:
+            run["ff"]["goodness_histograms"] = goodness_histograms(ff, data)
 
     configs = {"ff": ff_config, "bp": bp_config}
     runs, learners = run_seeds("ff_vs_bp", data, seeds, train_config, configs, out_dir, progress, keep_runs, measure)
@@ -198,7 +200,27 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
         out_dir / f"ff_vs_bp_{data.name}_curves.png", f"{data.name}: test error, mean of {len(seeds)} seed(s)")
     plots.receptive_fields(_first_layer_images(learners["ff"].layers[0].weight.detach(), data), data.image_shape,
                            out_dir / f"ff_receptive_fields_{data.name}.png", "FF layer 1 (label pixels blanked)")
+    plots.goodness_histograms(runs[0]["ff"]["goodness_histograms"], out_dir / f"ff_goodness_{data.name}.png",
+                              f"{data.name} test images, seed {seeds[0]}")
     return result
+
+
+@torch.no_grad()
+def goodness_histograms(ff, data: Dataset, bins: int = 40) -> list[dict]:
+    """Per FF layer: histograms of the goodness of test images with their right label (positive) and with
+    a hard wrong label drawn from the softmax, as in training (negative), on shared bins; theta beside them."""
+    negative_labels = ff.negative_labels(data.y_test, ff.classifier(ff.features(data.x_test)))
+    layers = []
+    for theta, positive, negative in zip(
+            ff.thetas, ff.activities(forward_forward.embed_label(data.x_test, data.y_test, data.n_classes)),
+            ff.activities(forward_forward.embed_label(data.x_test, negative_labels, data.n_classes))):
+        g_pos, g_neg = forward_forward.goodness(positive), forward_forward.goodness(negative)
+        low, high = torch.quantile(torch.cat([g_pos, g_neg]), torch.tensor([0.005, 0.995])).tolist()
+        edges = torch.linspace(low, high, bins + 1)  # the outer 1% falls into the end bins
+        layers.append({"theta": theta, "edges": edges.tolist(),
+                       "positive": torch.histogram(g_pos.clamp(low, high), edges).hist.tolist(),
+                       "negative": torch.histogram(g_neg.clamp(low, high), edges).hist.tolist()})
+    return layers
 
 
 def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_config: DeepBeliefNetConfig,

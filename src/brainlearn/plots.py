@@ -77,3 +77,20 @@ def energy_traces(traces: dict[str, dict[str, list[float]]], path: Path) -> Path
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def goodness_histograms(layers: list[dict], path: Path, title: str) -> Path:
+    """Per FF layer, goodness of positive vs negative data (`edges`, `positive`, `negative` counts, `theta`)."""
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3), squeeze=False)
+    for j, (ax, layer) in enumerate(zip(axes[0], layers)):
+        for key, color in (("positive", "tab:blue"), ("negative", "tab:red")):
+            ax.stairs(layer[key], layer["edges"], color=color, label=key)
+        ax.axvline(layer["theta"], color="black", linestyle=":", label="theta")
+        ax.set(xlabel="goodness (sum of squared activities)", title=f"layer {j + 1}")
+        ax.set_yticks([])
+    axes[0, 0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
