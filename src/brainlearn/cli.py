@@ -1,4 +1,4 @@
-"""`brainlearn train | eval | bench | dream`: every learner flag comes from a config dataclass field.
+"""`brainlearn train | eval | bench | dream | probe | report`: every learner flag comes from a config dataclass field.
 
 Bad flags or values print a message and exit with code 2 (argparse's convention); a data
 problem or a diverging run prints one clear line and exits with code 1.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, plots
+from . import bench, plots, probe
 from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
                          ForwardForwardConfig)
 from .data import DATASETS, DataError, load_dataset
@@ -29,6 +29,8 @@ EPILOG = """examples:
   brainlearn bench ff-vs-bp --dataset digits
   brainlearn train dbn --dataset digits --epochs 40 --batch-size 20 --run-dir runs/dbn
   brainlearn dream runs/dbn/checkpoint.pt --label 2 --out dreams.png
+  brainlearn probe runs/eqprop/checkpoint.pt --layer layer1 --units 0 1 2 --out probes/eqprop
+  brainlearn report
 """
 
 
@@ -123,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM (default: %(default)s)")
     dream.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     dream.add_argument("--out", type=Path, default=Path("dreams.png"), help="PNG grid to write (default: %(default)s)")
+
+    probe_parser = commands.add_parser("probe", help="record units of a trained net: activities and tuning curves",
+                                       description=probe.__doc__,
+                                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    probe_parser.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by `brainlearn train`")
+    add_data_arguments(probe_parser, default=None)
+    probe_parser.add_argument("--layer", nargs="+", default=None, help="layers to record (default: all)")
+    probe_parser.add_argument("--units", type=int, nargs="+", default=None, help="unit indices (default: all)")
+    probe_parser.add_argument("--count", type=int, default=1000, help="test images to show (default: %(default)s)")
+    probe_parser.add_argument("--out", type=Path, default=Path("probes"), help="output folder (default: %(default)s)")
     return parser
 
 
@@ -210,6 +222,20 @@ def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     print(f"wrote {args.out}: {args.count} dreams for each of labels {labels}")
 
 
+def run_probe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.count < 1:
+        parser.error("--count must be >= 1")
+    checkpoint = load_checkpoint(args.checkpoint)
+    learner = learner_from_checkpoint(checkpoint)
+    data = load_dataset(args.dataset or checkpoint["dataset"], args.data_dir, download=not args.no_download)
+    x, labels = data.x_test[: args.count], data.y_test[: args.count]
+    try:
+        written = probe.probe_to_files(learner, x, labels, args.out, args.layer, args.units)
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"recorded {len(x)} {data.name} test images; wrote {', '.join(str(path) for path in written)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -231,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{method}: {100 * error:.2f}% ({data.name} test set, {len(data.y_test)} images)")
         elif args.command == "dream":
             run_dream(args, parser)
+        elif args.command == "probe":
+            run_probe(args, parser)
         else:
             run_bench(args, parser, shlex.join(["brainlearn", *argv]))
     except (DataError, DivergedError, FileNotFoundError, ValueError) as error:

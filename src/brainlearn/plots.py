@@ -94,3 +94,33 @@ def goodness_histograms(layers: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def tuning_curves(curves: torch.Tensor, units: list[int], path: Path, title: str) -> Path:
+    """Mean activity per class (rows) of each unit (columns), as a heat map."""
+    fig, ax = plt.subplots(figsize=(min(2 + 0.25 * len(units), 16), 3.5))
+    image = ax.imshow(curves.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set(xlabel="unit", ylabel="class", title=title, yticks=range(len(curves)))
+    step = max(1, len(units) // 16)
+    ax.set_xticks(range(0, len(units), step), [str(u) for u in units[::step]])
+    fig.colorbar(image, ax=ax, label="mean activity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def activity_over_iterations(activity: torch.Tensor, units: list[int], path: Path, title: str) -> Path:
+    """activity: (iterations, images, units); the mean over images of each unit, per iteration."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    mean = activity.mean(1)
+    for k, unit in enumerate(units):
+        ax.plot(range(1, len(mean) + 1), mean[:, k].numpy(), label=f"unit {unit}")
+    ax.set(xlabel="iteration", ylabel="mean activity", title=title)
+    ax.grid(True, alpha=0.3)
+    if len(units) <= 10:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
