@@ -95,9 +95,14 @@ def environment() -> dict:
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "brainlearn": brainlearn.__version__},
-        "code_sha256": {module.__name__: hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-                        for module in (forward_forward, boltzmann, eqprop, backprop, train)},
+        "code_sha256": code_hashes(),
     }
+
+
+def code_hashes() -> dict[str, str]:
+    """A short hash of each algorithm's file and of the loop: a result older than its code can be told apart."""
+    return {module.__name__: hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+            for module in (forward_forward, boltzmann, eqprop, backprop, train)}
 
 
 def _run(algorithm: str, config, data: Dataset, train_config: TrainConfig, run_dir: Path | None, progress: bool):
@@ -162,7 +167,50 @@ def write_result(name: str, data: Dataset, command: str, started: dict, seeds: l
     stem = out_dir / f"{name}_{data.name}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     stem.with_suffix(".md").write_text("\n".join(markdown_header(result)) + "\n" + markdown_body(result))
+    figures_from_json(result, out_dir)
     return result
+
+
+def figures_from_json(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
+    """Draw the figures a result's JSON holds the data for (learning curves, FF goodness histograms);
+    the benchmark and `brainlearn report` both use this. Returns (path, caption) pairs."""
+    name, dataset, seeds = result["benchmark"], result["dataset"], result["seeds"]
+    title = f"{dataset}: test error, mean of {len(seeds)} seed(s)"
+    figures = []
+    if name == "ff_vs_bp":
+        runs = result["runs"]
+        curves = {"FF (softmax readout)": _curve(runs, "ff", "error_softmax"), "BP twin": _curve(runs, "bp", "error")}
+        figures.append((plots.learning_curves(curves, out_dir / f"ff_vs_bp_{dataset}_curves.png", title),
+                        "Forward-Forward vs its backprop twin: test error per epoch"))
+        if "goodness_histograms" in runs[0]["ff"]:
+            figures.append((plots.goodness_histograms(runs[0]["ff"]["goodness_histograms"],
+                                                      out_dir / f"ff_goodness_{dataset}.png",
+                                                      f"{dataset} test images, seed {seeds[0]}"),
+                            "FF goodness per layer: right label (positive) vs hard wrong label (negative)"))
+    elif name == "dbn_vs_bp":
+        runs = result["runs"]
+        curves = {"DBN (free energy of each label)": _curve(runs, "dbn", "error"),
+                  "BP twin": _curve(runs, "bp", "error")}
+        figures.append((plots.learning_curves(curves, out_dir / f"dbn_vs_bp_{dataset}_curves.png", title),
+                        "Deep belief net vs its backprop twin: test error per epoch"))
+    elif name == "eqprop_vs_bp":
+        for arch in result["architectures"]:
+            hidden = "-".join(map(str, arch["hidden"]))
+            curves = {"EP (free phase)": _curve(arch["runs"], "eqprop", "error"),
+                      "BP twin": _curve(arch["runs"], "bp", "error")}
+            path = out_dir / f"eqprop_vs_bp_{dataset}_{hidden}_curves.png"
+            figures.append((plots.learning_curves(curves, path, f"{dataset}, hidden {hidden}: test error"),
+                            f"Equilibrium Propagation (hidden {hidden}) vs its backprop twin: test error per epoch"))
+    return figures
+
+
+# Figures that need the trained networks, so only a benchmark run draws them: (file pattern, caption).
+TRAINED_NET_FIGURES = {
+    "ff_vs_bp": [("ff_receptive_fields_{dataset}.png", "FF first-layer weights (receptive fields)")],
+    "dbn_vs_bp": [("dbn_dreams_{dataset}.png", "Dreams: each row has one label clamped in the top RBM"),
+                  ("rbm_receptive_fields_{dataset}.png", "First RBM: receptive fields of hidden units")],
+    "eqprop_vs_bp": [("eqprop_energy_{dataset}.png", "EP: mean energy over the free, then the nudged phase")],
+}
 
 
 def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_config: ForwardForwardConfig,
@@ -195,13 +243,8 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
     summary["bp_fraction_of_matmul"] = summary["bp_gflops"] / gflops
     result = write_result("ff_vs_bp", data, command, started, seeds, train_config,
                           {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _ff_markdown)
-    plots.learning_curves(
-        {"FF (softmax readout)": _curve(runs, "ff", "error_softmax"), "BP twin": _curve(runs, "bp", "error")},
-        out_dir / f"ff_vs_bp_{data.name}_curves.png", f"{data.name}: test error, mean of {len(seeds)} seed(s)")
     plots.receptive_fields(_first_layer_images(learners["ff"].layers[0].weight.detach(), data), data.image_shape,
                            out_dir / f"ff_receptive_fields_{data.name}.png", "FF layer 1 (label pixels blanked)")
-    plots.goodness_histograms(runs[0]["ff"]["goodness_histograms"], out_dir / f"ff_goodness_{data.name}.png",
-                              f"{data.name} test images, seed {seeds[0]}")
     return result
 
 
@@ -265,9 +308,6 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
     plots.image_grid(dreams.view(data.n_classes, dreams_per_label, -1)[:, :10], data.image_shape,
                      out_dir / f"dbn_dreams_{data.name}.png", f"Dreams with each label clamped (seed {seeds[0]})",
                      row_labels=[str(c) for c in range(data.n_classes)])
-    plots.learning_curves(
-        {"DBN (free energy of each label)": _curve(runs, "dbn", "error"), "BP twin": _curve(runs, "bp", "error")},
-        out_dir / f"dbn_vs_bp_{data.name}_curves.png", f"{data.name}: test error, mean of {len(seeds)} seed(s)")
     plots.receptive_fields(learners["dbn"].rbms[0].weight.T, data.image_shape,
                            out_dir / f"rbm_receptive_fields_{data.name}.png", "First RBM: weights of hidden units")
     return result
@@ -306,10 +346,6 @@ def eqprop_vs_bp(data: Dataset, seeds: list[int], train_configs: list[TrainConfi
         summary["eqprop_over_bp_time"] = summary["eqprop_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
         architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config),
                               "train_config": asdict(train_config), "summary": summary, "runs": runs})
-        plots.learning_curves(
-            {"EP (free phase)": _curve(runs, "eqprop", "error"), "BP twin": _curve(runs, "bp", "error")},
-            out_dir / f"eqprop_vs_bp_{data.name}_{name}_curves.png",
-            f"{data.name} {data.n_features}-{name}-{data.n_classes}: test error")
     plots.energy_traces(energy_traces, out_dir / f"eqprop_energy_{data.name}.png")
     return write_result("eqprop_vs_bp", data, command, started, seeds, train_configs[0],
                         {"matmul_gflops": gflops, "architectures": architectures}, out_dir, _eqprop_markdown)

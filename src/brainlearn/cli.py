@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, plots, probe
+from . import bench, plots, probe, report
 from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
                          ForwardForwardConfig)
 from .data import DATASETS, DataError, load_dataset
@@ -135,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe_parser.add_argument("--units", type=int, nargs="+", default=None, help="unit indices (default: all)")
     probe_parser.add_argument("--count", type=int, default=1000, help="test images to show (default: %(default)s)")
     probe_parser.add_argument("--out", type=Path, default=Path("probes"), help="output folder (default: %(default)s)")
+
+    report_parser = commands.add_parser("report", help="regenerate RESULTS.md and the README's results from the JSON",
+                                        description=report.__doc__,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    report_parser.add_argument("--results-dir", type=Path, default=Path("benchmarks/results"),
+                               help="folder of benchmark JSON files; RESULTS.md is written there (default: "
+                                    "%(default)s)")
+    report_parser.add_argument("--readme", type=Path, default=Path("README.md"),
+                               help="README whose <!-- report:start/end --> block is rewritten (default: "
+                                    "%(default)s; skipped if absent)")
     return parser
 
 
@@ -259,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             run_dream(args, parser)
         elif args.command == "probe":
             run_probe(args, parser)
+        elif args.command == "report":
+            report.write_report(args.results_dir, args.readme)
+            print(f"wrote {args.results_dir / 'RESULTS.md'}")
         else:
             run_bench(args, parser, shlex.join(["brainlearn", *argv]))
     except (DataError, DivergedError, FileNotFoundError, ValueError) as error:

@@ -1,0 +1,248 @@
+"""`brainlearn report`: RESULTS.md, its figures and the README's results block, regenerated from the
+JSON results under benchmarks/results/.
+
+The claims table pairs each checkable claim of the works brainlearn implements with our figure.
+Published figures are quoted with their source; ours are read from the result files, never typed:
+a claim without a result file says "not yet run" and the command that would produce it. A result
+whose algorithm code changed since it ran is marked stale (the JSON holds the code's hashes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bench import TRAINED_NET_FIGURES, code_hashes, figures_from_json
+
+README_START, README_END = "<!-- report:start -->", "<!-- report:end -->"
+PROVENANCE = ("benchmark", "dataset", "command", "date", "machine", "versions", "seeds")
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _net(result: dict, config: str) -> str:
+    hidden = "-".join(map(str, result[config]["hidden"]))
+    return f"{hidden} hidden, {result['train_config']['epochs']} epochs, {len(result['seeds'])} seed(s)"
+
+
+def _architecture(result: dict, hidden: tuple[int, ...]) -> dict:
+    return next(a for a in result["architectures"] if tuple(a["hidden"]) == hidden)
+
+
+def _gradient_row(result: dict, nudging: str) -> dict:
+    rows = [r for r in result["architectures"][0]["runs"][0]["eqprop"]["gradient_check"] if r["nudging"] == nudging]
+    return min(rows, key=lambda r: r["beta"])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable claim. `ours` and `differs` read a result's JSON; `differs` returns None when the
+    claim is reproduced (by the rule in `reproduced_when`), else why ours differs."""
+
+    topic: str
+    claim: str
+    published: str
+    source: str
+    result: str  # stem of the result file that checks it
+    command: str  # the command that writes that file
+    ours: Callable[[dict], str] | None = None
+    differs: Callable[[dict], str | None] | None = None
+    reproduced_when: str = ""
+    not_run_why: str = ""  # why there is no result yet (no benchmark, no data here)
+
+
+MNIST = "--data-dir DIR"  # where the MNIST files are (or are downloaded to)
+
+CLAIMS = [
+    Claim("Forward-Forward", "FF trains a permutation-invariant MNIST MLP to low test error",
+          "1.36% (4x2000, 60 epochs)", "Hinton 2022, sec. 3.3", "ff_vs_bp_mnist",
+          f"python benchmarks/ff_vs_bp.py {MNIST}",
+          ours=lambda r: (f"goodness {_pct(r['summary']['ff_error_goodness'])}, softmax "
+                          f"{_pct(r['summary']['ff_error_softmax'])}; BP twin {_pct(r['summary']['bp_error'])} "
+                          f"({_net(r, 'ff_config')})"),
+          differs=lambda r: None if r["summary"]["ff_error_goodness"] <= 0.016 else (
+              f"a smaller budget than the paper's ({_net(r, 'ff_config')}); the paper's net: `--full`"),
+          reproduced_when="goodness error <= 1.6%"),
+    Claim("Forward-Forward", "FF costs about twice backprop's time per epoch", "about 2x BP",
+          "Hinton 2022", "ff_vs_bp_mnist", f"python benchmarks/ff_vs_bp.py {MNIST}",
+          ours=lambda r: (f"{r['summary']['ff_over_bp_time']:.2f}x ({r['summary']['ff_seconds_per_epoch']:.1f} s vs "
+                          f"{r['summary']['bp_seconds_per_epoch']:.1f} s per epoch)"),
+          differs=lambda r: None if r["summary"]["ff_over_bp_time"] <= 2.0 else "FF slower than claimed here",
+          reproduced_when="FF / BP time <= 2"),
+    Claim("Forward-Forward", "Jitter (shifts of up to 2 pixels) lowers FF's MNIST error", "0.64%",
+          "Hinton 2022, sec. 3.3", "ff_jitter_mnist", "not built yet",
+          not_run_why="the jitter benchmark is not built yet (issue 6)"),
+    Claim("Forward-Forward", "Recurrent, GLOM-like FF on MNIST", "1.31% (60 epochs)", "Hinton 2022, sec. 3.4",
+          "recurrent_ff_vs_bp_mnist", "not built yet", not_run_why="recurrent FF is not built yet (issue 6)"),
+    Claim("Forward-Forward", "CIFAR-10 with local receptive fields: BP 37% / 39% (2 / 3 hidden layers), FF a few "
+          "points worse", "BP 37% / 39%", "Hinton 2022, sec. 4", "ff_vs_bp_cifar10", "not built yet",
+          not_run_why="the CIFAR-10 benchmark is not built yet (issue 6), and no CIFAR-10 copy is on this machine"),
+    Claim("Boltzmann machines", "A deep belief net with label units classifies MNIST", "1.25%",
+          "Hinton, Osindero & Teh 2006", "dbn_vs_bp_mnist", f"python benchmarks/dbn_vs_bp.py {MNIST}",
+          ours=lambda r: (f"{_pct(r['summary']['dbn_error'])}; BP twin {_pct(r['summary']['bp_error'])} "
+                          f"({_net(r, 'dbn_config')})"),
+          differs=lambda r: None if r["summary"]["dbn_error"] <= 0.02 else (
+              f"no up-down fine-tuning, and a smaller budget ({_net(r, 'dbn_config')})"),
+          reproduced_when="error <= 2.0% (no fine-tuning)"),
+    Claim("Boltzmann machines", "With a label clamped on top, the net dreams images of that digit",
+          "figure 8: recognisable digits", "Hinton, Osindero & Teh 2006", "dbn_vs_bp_mnist",
+          f"python benchmarks/dbn_vs_bp.py {MNIST}",
+          ours=lambda r: f"the BP twin reads {_pct(r['summary']['dream_agreement'])} of dreams as the clamped label",
+          differs=lambda r: None if r["summary"]["dream_agreement"] >= 0.9 else "fewer than 90% read as the label",
+          reproduced_when=">= 90% of dreams read as the clamped label"),
+    Claim("Boltzmann machines", "Test log-likelihood of an RBM with 500 hidden units on binarised MNIST, by AIS",
+          "-86 nats (CD-25)", "Salakhutdinov & Murray 2008", "dbn_vs_bp_mnist",
+          f"python benchmarks/dbn_vs_bp.py {MNIST}",
+          ours=lambda r: f"{r['summary']['rbm1_test_log_likelihood']:.1f} nats (first RBM of the DBN)",
+          differs=lambda r: None if r["summary"]["rbm1_test_log_likelihood"] >= -91 else (
+              f"our RBM is trained with CD-{r['dbn_config']['cd_k']} as the DBN's first layer, not CD-25 alone"),
+          reproduced_when="within 5 nats"),
+    Claim("Equilibrium Propagation", "The EP update equals the loss gradient as beta -> 0 (symmetric nudging: "
+          "error O(beta^2))", "Theorem 1; Laborieux et al. 2021", "Scellier & Bengio 2017", "eqprop_vs_bp_mnist",
+          f"python benchmarks/eqprop_vs_bp.py {MNIST}",
+          ours=lambda r: ("cosine {:.4f} (symmetric) / {:.4f} (one-sided) at beta {}".format(
+              _gradient_row(r, "symmetric")["cosine"], _gradient_row(r, "one-sided")["cosine"],
+              _gradient_row(r, "symmetric")["beta"])),
+          differs=lambda r: None if _gradient_row(r, "symmetric")["cosine"] >= 0.99 else "cosine below 0.99",
+          reproduced_when="cosine >= 0.99 at the smallest beta"),
+    Claim("Equilibrium Propagation", "EP trains a 784-500-10 net on MNIST", "about 2.3%", "Scellier & Bengio 2017",
+          "eqprop_vs_bp_mnist", f"python benchmarks/eqprop_vs_bp.py {MNIST}",
+          ours=lambda r: (f"{_pct(_architecture(r, (500,))['summary']['eqprop_error'])}; BP twin "
+                          f"{_pct(_architecture(r, (500,))['summary']['bp_error'])} "
+                          f"({_architecture(r, (500,))['train_config']['epochs']} epochs)"),
+          differs=lambda r: None if _architecture(r, (500,))["summary"]["eqprop_error"] <= 0.025 else (
+              f"{_architecture(r, (500,))['train_config']['epochs']} epochs here; the paper trains longer"),
+          reproduced_when="error <= 2.5%"),
+    Claim("Traveling waves", "A wave-RNN solves the adding task at T = 1000; an identity RNN never does",
+          "wRNN MSE 6e-5 in 2k steps; iRNN 0.16", "Keller, Sejnowski & Welling", "wave_rnn_adding",
+          "not built yet", not_run_why="the wave-RNN benchmark is not built yet (issue 8)"),
+    Claim("Mortal hardware", "8 bits are enough for brain-like networks", "8-bit weights and activities",
+          "Hinton 2022, sec. 8", "mortal_hardware_mnist", "not built yet",
+          not_run_why="the mortal-hardware benchmark is not built yet (issue 7)"),
+    Claim("Mortal hardware", "FF learns through a black-box layer where backprop cannot", "qualitative",
+          "Hinton 2022, sec. 8", "mortal_hardware_mnist", "not built yet",
+          not_run_why="the mortal-hardware benchmark is not built yet (issue 7)"),
+]
+
+
+@dataclass
+class Row:
+    claim: Claim
+    ours: str
+    status: str
+    command: str
+
+
+def load_result(path: Path) -> tuple[dict | None, str]:
+    """The result JSON, or None and why it cannot be used."""
+    if not path.exists():
+        return None, "no result file"
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+        missing = [key for key in PROVENANCE if key not in result]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        return result, ""
+    except (ValueError, UnicodeDecodeError) as error:
+        return None, f"{path.name} is malformed ({error})"
+
+
+def stale_modules(result: dict) -> list[str]:
+    ran, now = result.get("code_sha256", {}), code_hashes()
+    return [name.rsplit(".", 1)[-1] for name, digest in now.items() if name in ran and ran[name] != digest]
+
+
+def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], problems: list[str]) -> Row:
+    result, why_missing = results[claim.result]
+    if claim.ours is None:
+        return Row(claim, "", f"not yet run: {claim.not_run_why}", "")
+    if result is None:
+        if why_missing != "no result file":
+            problems.append(why_missing)
+        return Row(claim, "", f"not yet run: {why_missing}", f"`{claim.command}`")
+    try:
+        ours, differs = claim.ours(result), claim.differs(result)
+    except (KeyError, IndexError, TypeError, StopIteration) as error:
+        problems.append(f"{claim.result}.json lacks what the claim needs ({type(error).__name__}: {error})")
+        return Row(claim, "", f"not yet run: {claim.result}.json is malformed", f"`{claim.command}`")
+    status = "reproduced" if differs is None else f"differs: {differs}"
+    stale = stale_modules(result)
+    if stale:
+        status += f" (stale: {', '.join(stale)} changed since this run)"
+    return Row(claim, ours, status, f"`{result['command']}`")
+
+
+def claims_table(rows: list[Row]) -> list[str]:
+    lines = ["| topic | claim | published | source | ours | reproduced when | status | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        c = row.claim
+        lines.append(f"| {c.topic} | {c.claim} | {c.published} | {c.source} | {row.ours or '-'} | "
+                     f"{c.reproduced_when or '-'} | {row.status} | {row.command or '-'} |")
+    return lines
+
+
+def provenance(result: dict) -> str:
+    machine, versions = result["machine"], result["versions"]
+    return (f"{result['date']}, {machine['processor']} with {machine['cpu_count']} CPUs "
+            f"({machine['torch_threads']} torch threads), torch {versions['torch']}, python {versions['python']}")
+
+
+def generate(results_dir: Path) -> tuple[str, str, list[str]]:
+    """RESULTS.md text, the README block, and the problems found; draws the figures the JSON holds."""
+    stems = sorted({c.result for c in CLAIMS} | {p.stem for p in results_dir.glob("*.json")})
+    results = {stem: load_result(results_dir / f"{stem}.json") for stem in stems}
+    problems: list[str] = []
+    rows = [evaluate_claim(claim, results, problems) for claim in CLAIMS]
+    lines = ["# Results", "",
+             "Regenerated by `brainlearn report` from the JSON files in `benchmarks/results/`; edit those runs, not "
+             "this file. Published figures are quoted from their source; every figure of ours is read from a "
+             "result file.", "", "## Claims", "", *claims_table(rows), "", "## Runs and figures", ""]
+    for stem, (result, _) in results.items():
+        if result is None:
+            continue
+        lines += [f"### {stem}", "", f"`{result['command']}` on {provenance(result)}. Details: [{stem}.md]({stem}.md).",
+                  ""]
+        stale = stale_modules(result)
+        if stale:
+            lines += [f"**Stale:** {', '.join(stale)} changed since this run; rerun the command above.", ""]
+        try:
+            figures = figures_from_json(result, results_dir)
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            problems.append(f"{stem}.json: its figures cannot be drawn ({type(error).__name__}: {error})")
+            figures = []
+        figures += [(results_dir / pattern.format(dataset=result["dataset"]), caption)
+                    for pattern, caption in TRAINED_NET_FIGURES.get(result["benchmark"], [])]
+        for path, caption in figures:
+            if path.exists():
+                lines += [f"![{caption}]({path.name})", f"*{caption}.*", ""]
+    readme = ["Regenerated by `brainlearn report` from `benchmarks/results/` (full table and figures: "
+              "[RESULTS.md](benchmarks/results/RESULTS.md)).", "", *claims_table(
+                  [r for r in rows if r.ours])]
+    return "\n".join(lines) + "\n", "\n".join(readme) + "\n", problems
+
+
+def write_report(results_dir: Path, readme: Path | None) -> list[str]:
+    """Write RESULTS.md into `results_dir` and, where `readme` has the markers, its results block."""
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"no results folder {results_dir}; run a benchmark first (see the README)")
+    text, block, problems = generate(results_dir)
+    (results_dir / "RESULTS.md").write_text(text)
+    if readme is not None and readme.exists():
+        content = readme.read_text()
+        if README_START in content and README_END in content:
+            head, rest = content.split(README_START, 1)
+            _, tail = rest.split(README_END, 1)
+            readme.write_text(f"{head}{README_START}\n{block}{README_END}{tail}")
+        else:
+            problems.append(f"{readme} has no {README_START} ... {README_END} block; left unchanged")
+    for problem in problems:
+        print(f"brainlearn report: warning: {problem}", file=sys.stderr)
+    return problems
