@@ -423,7 +423,7 @@ def _curve(runs: list[dict], algorithm: str, key: str) -> list[tuple[int, float]
     return [(epoch, statistics.mean(values)) for epoch, values in sorted(by_epoch.items())]
 
 
-def _pct(value: float) -> str:
+def percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
@@ -459,18 +459,18 @@ def _ff_markdown(result: dict) -> str:
     lines = [
         "| test error | FF, goodness of each label | FF, softmax on layers 2..N | BP twin |",
         "| --- | --- | --- | --- |",
-        f"| mean over seeds | {_pct(s['ff_error_goodness'])} | {_pct(s['ff_error_softmax'])} | {_pct(s['bp_error'])} |",
+        f"| mean over seeds | {percent(s['ff_error_goodness'])} | {percent(s['ff_error_softmax'])} | {percent(s['bp_error'])} |",
     ]
     for run in result["runs"]:
         f, b = run["ff"]["final"], run["bp"]["final"]
-        lines.append(f"| seed {run['seed']} | {_pct(f['error_goodness'])} | {_pct(f['error_softmax'])} | "
-                     f"{_pct(b['error'])} |")
+        lines.append(f"| seed {run['seed']} | {percent(f['error_goodness'])} | {percent(f['error_softmax'])} | "
+                     f"{percent(b['error'])} |")
     lines += _speed_row(s, "ff", "bp") + [
-        f"| matmul GFLOP/s reached | {s['ff_gflops']:.1f} ({_pct(s['ff_fraction_of_matmul'])} of machine) | "
-        f"{s['bp_gflops']:.1f} ({_pct(s['bp_fraction_of_matmul'])}) | |",
+        f"| matmul GFLOP/s reached | {s['ff_gflops']:.1f} ({percent(s['ff_fraction_of_matmul'])} of machine) | "
+        f"{s['bp_gflops']:.1f} ({percent(s['bp_fraction_of_matmul'])}) | |",
         "",
         f"Machine's measured float32 matmul throughput: {s['matmul_gflops']:.1f} GFLOP/s. "
-        f"The two FF evaluation methods agree on {_pct(s['ff_agreement_goodness_softmax'])} of test images.",
+        f"The two FF evaluation methods agree on {percent(s['ff_agreement_goodness_softmax'])} of test images.",
         "",
     ]
     return "\n".join(lines)
@@ -481,11 +481,11 @@ def _dbn_markdown(result: dict) -> str:
     lines = [
         "| test error | DBN (lowest free energy over labels) | BP twin | dreams the twin reads as the clamped label |",
         "| --- | --- | --- | --- |",
-        f"| mean over seeds | {_pct(s['dbn_error'])} | {_pct(s['bp_error'])} | {_pct(s['dream_agreement'])} |",
+        f"| mean over seeds | {percent(s['dbn_error'])} | {percent(s['bp_error'])} | {percent(s['dream_agreement'])} |",
     ]
     for run in result["runs"]:
-        lines.append(f"| seed {run['seed']} | {_pct(run['dbn']['final']['error'])} | "
-                     f"{_pct(run['bp']['final']['error'])} | {_pct(run['dbn']['dream_agreement'])} |")
+        lines.append(f"| seed {run['seed']} | {percent(run['dbn']['final']['error'])} | "
+                     f"{percent(run['bp']['final']['error'])} | {percent(run['dbn']['dream_agreement'])} |")
     lines += _speed_row(s, "dbn", "bp") + [
         "",
         "| first RBM, AIS | log Z | test log-likelihood (nats, binarised test images) | AIS steps x runs | seconds |",
@@ -510,7 +510,7 @@ def _eqprop_markdown(result: dict) -> str:
     for arch in result["architectures"]:
         s = arch["summary"]
         lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {arch['train_config']['epochs']} | "
-                     f"{_pct(s['eqprop_error'])} | {_pct(s['bp_error'])} | "
+                     f"{percent(s['eqprop_error'])} | {percent(s['bp_error'])} | "
                      f"{s['free_steps']} / {s['nudged_steps']}, {arch['config']['beta']} | "
                      f"{s['eqprop_seconds_per_epoch']:.1f} | {s['bp_seconds_per_epoch']:.1f} | "
                      f"{s['eqprop_over_bp_time']:.2f}x |")
@@ -522,9 +522,9 @@ def _eqprop_markdown(result: dict) -> str:
         run = arch["runs"][0]["eqprop"]
         speed = run["free_phase"]
         lines.append(f"| {'-'.join(map(str, arch['hidden']))} | "
-                     + " | ".join(_pct(e) for e in run["error_by_free_steps"].values())
+                     + " | ".join(percent(e) for e in run["error_by_free_steps"].values())
                      + f" | {1000 * speed['seconds']:.2f} ms ({speed['batch']}) | {speed['gflops']:.1f} | "
-                       f"{_pct(speed['fraction_of_matmul'])} |")
+                       f"{percent(speed['fraction_of_matmul'])} |")
     lines += ["", "EP update vs backprop through the converged relaxation (trained net, 20 test images, float64):",
               "", "| architecture | nudging | beta | cosine | relative error |", "| --- | --- | --- | --- | --- |"]
     for arch in result["architectures"]:

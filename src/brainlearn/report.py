@@ -15,14 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bench import TRAINED_NET_FIGURES, code_hashes, figures_from_json
+from .bench import TRAINED_NET_FIGURES, code_hashes, figures_from_json, percent
 
 README_START, README_END = "<!-- report:start -->", "<!-- report:end -->"
 PROVENANCE = ("benchmark", "dataset", "command", "date", "machine", "versions", "seeds")
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
 
 
 def _net(result: dict, config: str) -> str:
@@ -62,8 +58,8 @@ CLAIMS = [
     Claim("Forward-Forward", "FF trains a permutation-invariant MNIST MLP to low test error",
           "1.36% (4x2000, 60 epochs)", "Hinton 2022, sec. 3.3", "ff_vs_bp_mnist",
           f"python benchmarks/ff_vs_bp.py {MNIST}",
-          ours=lambda r: (f"goodness {_pct(r['summary']['ff_error_goodness'])}, softmax "
-                          f"{_pct(r['summary']['ff_error_softmax'])}; BP twin {_pct(r['summary']['bp_error'])} "
+          ours=lambda r: (f"goodness {percent(r['summary']['ff_error_goodness'])}, softmax "
+                          f"{percent(r['summary']['ff_error_softmax'])}; BP twin {percent(r['summary']['bp_error'])} "
                           f"({_net(r, 'ff_config')})"),
           differs=lambda r: None if r["summary"]["ff_error_goodness"] <= 0.016 else (
               f"a smaller budget than the paper's ({_net(r, 'ff_config')}); the paper's net: `--full`"),
@@ -84,7 +80,7 @@ CLAIMS = [
           not_run_why="the CIFAR-10 benchmark is not built yet (issue 6), and no CIFAR-10 copy is on this machine"),
     Claim("Boltzmann machines", "A deep belief net with label units classifies MNIST", "1.25%",
           "Hinton, Osindero & Teh 2006", "dbn_vs_bp_mnist", f"python benchmarks/dbn_vs_bp.py {MNIST}",
-          ours=lambda r: (f"{_pct(r['summary']['dbn_error'])}; BP twin {_pct(r['summary']['bp_error'])} "
+          ours=lambda r: (f"{percent(r['summary']['dbn_error'])}; BP twin {percent(r['summary']['bp_error'])} "
                           f"({_net(r, 'dbn_config')})"),
           differs=lambda r: None if r["summary"]["dbn_error"] <= 0.02 else (
               f"no up-down fine-tuning, and a smaller budget ({_net(r, 'dbn_config')})"),
@@ -92,7 +88,7 @@ CLAIMS = [
     Claim("Boltzmann machines", "With a label clamped on top, the net dreams images of that digit",
           "figure 8: recognisable digits", "Hinton, Osindero & Teh 2006", "dbn_vs_bp_mnist",
           f"python benchmarks/dbn_vs_bp.py {MNIST}",
-          ours=lambda r: f"the BP twin reads {_pct(r['summary']['dream_agreement'])} of dreams as the clamped label",
+          ours=lambda r: f"the BP twin reads {percent(r['summary']['dream_agreement'])} of dreams as the clamped label",
           differs=lambda r: None if r["summary"]["dream_agreement"] >= 0.9 else "fewer than 90% read as the label",
           reproduced_when=">= 90% of dreams read as the clamped label"),
     Claim("Boltzmann machines", "Test log-likelihood of an RBM with 500 hidden units on binarised MNIST, by AIS",
@@ -112,8 +108,8 @@ CLAIMS = [
           reproduced_when="cosine >= 0.99 at the smallest beta"),
     Claim("Equilibrium Propagation", "EP trains a 784-500-10 net on MNIST", "about 2.3%", "Scellier & Bengio 2017",
           "eqprop_vs_bp_mnist", f"python benchmarks/eqprop_vs_bp.py {MNIST}",
-          ours=lambda r: (f"{_pct(_architecture(r, (500,))['summary']['eqprop_error'])}; BP twin "
-                          f"{_pct(_architecture(r, (500,))['summary']['bp_error'])} "
+          ours=lambda r: (f"{percent(_architecture(r, (500,))['summary']['eqprop_error'])}; BP twin "
+                          f"{percent(_architecture(r, (500,))['summary']['bp_error'])} "
                           f"({_architecture(r, (500,))['train_config']['epochs']} epochs)"),
           differs=lambda r: None if _architecture(r, (500,))["summary"]["eqprop_error"] <= 0.025 else (
               f"{_architecture(r, (500,))['train_config']['epochs']} epochs here; the paper trains longer"),
