@@ -21,7 +21,7 @@ import torch
 
 import brainlearn
 
-from . import plots, train
+from . import plots, train, wave_rnn
 from .algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig, backprop,
                          boltzmann, eqprop, forward_forward)
 from .algorithms.boltzmann import ais_betas, ais_log_partition
@@ -60,6 +60,12 @@ PRESETS = {
         "mnist-full": {"hidden": (500, 500, 2000), "epochs": 100, "lr": 0.05, "bp_lr": 1e-3},
     },
 }
+
+
+# Keller, Sejnowski & Welling's adding-task table: T -> (iRNN MSE, iRNN steps to solve, wRNN MSE, wRNN steps).
+PUBLISHED_ADDING = {100: ("1e-5", "14k", "4e-6", "300"), 200: ("4e-5", "22k", "2e-5", "1k"),
+                    400: ("1e-4", "30k", "4e-5", "1k"), 700: ("0.16", "never", "4e-5", "3k"),
+                    1000: ("0.16", "never", "6e-5", "2k")}
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
@@ -102,7 +108,7 @@ def environment() -> dict:
 def code_hashes() -> dict[str, str]:
     """A short hash of each algorithm's file and of the loop: a result older than its code can be told apart."""
     return {module.__name__: hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-            for module in (forward_forward, boltzmann, eqprop, backprop, train)}
+            for module in (forward_forward, boltzmann, eqprop, backprop, train, wave_rnn)}
 
 
 def _run(algorithm: str, config, data: Dataset, train_config: TrainConfig, run_dir: Path | None, progress: bool):
@@ -154,17 +160,17 @@ def mean_over_runs(runs: list[dict], algorithm: str, key: str) -> float:
     return statistics.mean(r[algorithm]["final"][key] if key.startswith("error") else r[algorithm][key] for r in runs)
 
 
-def write_result(name: str, data: Dataset, command: str, started: dict, seeds: list[int], train_config: TrainConfig,
+def write_result(name: str, dataset: str, command: str, started: dict, seeds: list[int], train_config: dict,
                  fields: dict, out_dir: Path, markdown_body) -> dict:
     """Write `<name>_<dataset>.json` (provenance + `fields`) and the Markdown `markdown_body` makes of it.
 
     `started` is `environment()` taken when the benchmark began, so the code hashes are those that ran.
     """
     result = {
-        "benchmark": name, "dataset": data.name, "command": command, **started, "seeds": seeds,
-        "train_config": asdict(train_config), **fields,
+        "benchmark": name, "dataset": dataset, "command": command, **started, "seeds": seeds,
+        "train_config": train_config, **fields,
     }
-    stem = out_dir / f"{name}_{data.name}"
+    stem = out_dir / f"{name}_{dataset}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     stem.with_suffix(".md").write_text("\n".join(markdown_header(result)) + "\n" + markdown_body(result))
     figures_from_json(result, out_dir)
@@ -193,6 +199,14 @@ def figures_from_json(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
                   "BP twin": _curve(runs, "bp", "error")}
         figures.append((plots.learning_curves(curves, out_dir / f"dbn_vs_bp_{dataset}_curves.png", title),
                         "Deep belief net vs its backprop twin: test error per epoch"))
+    elif name == "wave_vs_irnn":
+        for row in result["adding"]:
+            curves = {label: [(h["step"], h["test_loss"]) for h in row[key]["history"]]
+                      for key, label in (("irnn", "iRNN"), ("wrnn", "wRNN"))}
+            path = out_dir / f"wave_vs_irnn_adding_T{row['length']}.png"
+            figures.append((plots.learning_curves(curves, path, f"adding task, T = {row['length']}",
+                                                  xlabel="training step", ylabel="test MSE", scale=1.0),
+                            f"Adding task, T = {row['length']}: test MSE of the wave-RNN and the identity RNN"))
     elif name == "eqprop_vs_bp":
         for arch in result["architectures"]:
             hidden = "-".join(map(str, arch["hidden"]))
@@ -210,6 +224,7 @@ TRAINED_NET_FIGURES = {
     "dbn_vs_bp": [("dbn_dreams_{dataset}.png", "Dreams: each row has one label clamped in the top RBM"),
                   ("rbm_receptive_fields_{dataset}.png", "First RBM: receptive fields of hidden units")],
     "eqprop_vs_bp": [("eqprop_energy_{dataset}.png", "EP: mean energy over the free, then the nudged phase")],
+    "wave_vs_irnn": [("wave_rnn_waves.png", "wRNN hidden state over time: inputs travel round the ring as waves")],
 }
 
 
@@ -241,7 +256,7 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
     summary["ff_over_bp_time"] = summary["ff_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
     summary["ff_fraction_of_matmul"] = summary["ff_gflops"] / gflops
     summary["bp_fraction_of_matmul"] = summary["bp_gflops"] / gflops
-    result = write_result("ff_vs_bp", data, command, started, seeds, train_config,
+    result = write_result("ff_vs_bp", data.name, command, started, seeds, asdict(train_config),
                           {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _ff_markdown)
     plots.receptive_fields(_first_layer_images(learners["ff"].layers[0].weight.detach(), data), data.image_shape,
                            out_dir / f"ff_receptive_fields_{data.name}.png", "FF layer 1 (label pixels blanked)")
@@ -303,7 +318,7 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
         **timing_summary(runs, "dbn", data), **timing_summary(runs, "bp", data),
     }
     summary["dbn_over_bp_time"] = summary["dbn_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
-    result = write_result("dbn_vs_bp", data, command, started, seeds, train_config,
+    result = write_result("dbn_vs_bp", data.name, command, started, seeds, asdict(train_config),
                           {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _dbn_markdown)
     plots.image_grid(dreams.view(data.n_classes, dreams_per_label, -1)[:, :10], data.image_shape,
                      out_dir / f"dbn_dreams_{data.name}.png", f"Dreams with each label clamped (seed {seeds[0]})",
@@ -333,7 +348,8 @@ def eqprop_vs_bp(data: Dataset, seeds: list[int], train_configs: list[TrainConfi
             run["eqprop"]["free_phase"] = free_phase_speed(ep, data.x_test[: train_config.batch_size], gflops)
             if run["seed"] == seeds[0]:
                 energy_traces[name] = energy_trace(ep, data.x_test[:100], data.y_test[:100])
-                run["eqprop"]["gradient_check"] = gradient_check(ep, data.x_test[:20], data.y_test[:20])
+                worst = worst_fitted(ep, data.x_test, data.y_test, 20)
+                run["eqprop"]["gradient_check"] = gradient_check(ep, data.x_test[worst], data.y_test[worst])
 
         configs = {"eqprop": ep_config, "bp": BackpropConfig(hidden=ep_config.hidden, lr=bp_lr)}
         runs, _ = run_seeds(f"eqprop_vs_bp_{name}", data, seeds, train_config, configs, out_dir, progress,
@@ -347,8 +363,58 @@ def eqprop_vs_bp(data: Dataset, seeds: list[int], train_configs: list[TrainConfi
         architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config),
                               "train_config": asdict(train_config), "summary": summary, "runs": runs})
     plots.energy_traces(energy_traces, out_dir / f"eqprop_energy_{data.name}.png")
-    return write_result("eqprop_vs_bp", data, command, started, seeds, train_configs[0],
+    return write_result("eqprop_vs_bp", data.name, command, started, seeds, asdict(train_configs[0]),
                         {"matmul_gflops": gflops, "architectures": architectures}, out_dir, _eqprop_markdown)
+
+
+def wave_vs_irnn(lengths: list[int], copy_delay: int, config: wave_rnn.SequenceTrainConfig, copy_steps: int,
+                 channels: int, positions: int, irnn_hidden: int, solve_mse: float, out_dir: Path, command: str,
+                 progress: bool = True, speed_length: int = 1000, speed_steps: int = 3) -> dict:
+    """The wave-RNN and the identity RNN, same optimizer, clipping and budget: the adding task at each
+    length (final test MSE, steps until the test MSE first falls to `solve_mse`), the copy task, training
+    steps per second at `speed_length`, and the wRNN's hidden state over time (the waves)."""
+    started = environment()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    builders = {"irnn": lambda n_in, n_out: wave_rnn.IdentityRNN(n_in, irnn_hidden, n_out),
+                "wrnn": lambda n_in, n_out: wave_rnn.WaveRNN(n_in, channels, positions, n_out)}
+
+    def build(name: str, n_in: int, n_out: int):
+        torch.manual_seed(config.seed)
+        return builders[name](n_in, n_out)
+
+    def train(name: str, model, task: str, length: int, task_config, solved) -> dict:
+        run = wave_rnn.train_on_task(model, task, length, task_config, solved,
+                                     desc=f"{name} {task} T={length}" if progress else None)
+        run["parameters"] = sum(p.numel() for p in model.parameters())
+        run["final"] = run["history"][-1] if run["history"] else None
+        return run
+
+    adding, wrnn = [], None
+    for length in lengths:
+        row = {"length": length}
+        for name in builders:
+            model = build(name, 2, 1)
+            row[name] = train(name, model, "adding", length, config, lambda loss, _: loss <= solve_mse)
+            wrnn = model if name == "wrnn" else wrnn
+        adding.append(row)
+    copy_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": copy_steps})
+    copy = {name: train(name, build(name, 10, 10), "copy", copy_delay, copy_config, lambda _, acc: acc >= 0.99)
+            for name in builders}
+    speed = {}
+    for name in builders:
+        model = build(name, 2, 1)
+        speed_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": speed_steps,
+                                                       "eval_every": speed_steps + 1, "eval_size": 1})
+        speed[name] = wave_rnn.train_on_task(model, "adding", speed_length, speed_config)["steps_per_s"]
+    x, _ = wave_rnn.adding_batch(lengths[-1], 1, torch.Generator().manual_seed(config.seed))
+    plots.wave_image(wave_rnn.ring_states(wrnn, x)[:3], out_dir / "wave_rnn_waves.png",
+                     f"wRNN hidden state on one adding sequence (T={lengths[-1]}), after training")
+    fields = {"models": {"irnn": {"hidden": irnn_hidden}, "wrnn": {"channels": channels, "positions": positions}},
+              "solve_mse": solve_mse, "copy_delay": copy_delay, "copy_steps": copy_steps,
+              "adding": adding, "copy": copy, "speed_length": speed_length, "steps_per_s": speed,
+              "published_adding": {str(k): v for k, v in PUBLISHED_ADDING.items()}}
+    return write_result("wave_vs_irnn", "sequences", command, started, [config.seed], asdict(config), fields,
+                        out_dir, _wave_markdown)
 
 
 def _configs(configs: dict) -> dict:
@@ -381,6 +447,14 @@ def energy_trace(ep, x: torch.Tensor, y: torch.Tensor) -> dict:
         states = ep.relax(x, states, 1, ep.config.beta, target)
         nudged.append(ep.energy(x, states).mean().item())
     return {"free": free, "nudged": nudged}
+
+
+def worst_fitted(ep, x: torch.Tensor, y: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the `count` images with the largest free-phase cost. On a well-fitted image the hard-sigmoid
+    outputs sit exactly at their 0/1 targets, the loss and its gradient are 0, and there is nothing to check."""
+    target = torch.nn.functional.one_hot(y, ep.n_classes).float()
+    cost = 0.5 * (in_chunks(lambda part: ep.free_phase(part)[-1], x) - target).pow(2).sum(1)
+    return cost.argsort(descending=True)[:count]
 
 
 def gradient_check(ep, x: torch.Tensor, y: torch.Tensor, steps: int = 300,
@@ -433,8 +507,8 @@ def markdown_header(result: dict) -> list[str]:
         f"# {result['benchmark']} on {result['dataset']}",
         "",
         f"Command: `{result['command']}`  ",
-        f"Date: {result['date']}; seeds {result['seeds']}; {train['epochs']} epochs, batch {train['batch_size']}, "
-        f"lr schedule {train['lr_schedule']}  ",
+        f"Date: {result['date']}; seeds {result['seeds']}; training: "
+        f"{', '.join(f'{key} {value}' for key, value in train.items() if key != 'seed')}  ",
         *[f"{key[:-7]} config: `{json.dumps(value)}`  " for key, value in result.items()
           if key.endswith("_config") and key != "train_config"],
         f"Machine: {machine['processor']}, {machine['cpu_count']} CPUs, {machine['torch_threads']} torch threads; "
@@ -525,11 +599,43 @@ def _eqprop_markdown(result: dict) -> str:
                      + " | ".join(percent(e) for e in run["error_by_free_steps"].values())
                      + f" | {1000 * speed['seconds']:.2f} ms ({speed['batch']}) | {speed['gflops']:.1f} | "
                        f"{percent(speed['fraction_of_matmul'])} |")
-    lines += ["", "EP update vs backprop through the converged relaxation (trained net, 20 test images, float64):",
+    lines += ["", "EP update vs backprop through the converged relaxation (trained net, float64, the 20 test images "
+              "it fits worst: on the others the loss and its gradient are exactly 0):",
               "", "| architecture | nudging | beta | cosine | relative error |", "| --- | --- | --- | --- | --- |"]
     for arch in result["architectures"]:
         for row in arch["runs"][0]["eqprop"]["gradient_check"]:
             lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {row['nudging']} | {row['beta']} | "
                          f"{row['cosine']:.5f} | {row['relative_error']:.5f} |")
     lines.append("")
+    return "\n".join(lines)
+
+
+def _wave_markdown(result: dict) -> str:
+    models = result["models"]
+    lines = [f"iRNN: {models['irnn']['hidden']} units. wRNN: {models['wrnn']['channels']} channels x "
+             f"{models['wrnn']['positions']} positions. Solved: held-out test MSE <= {result['solve_mse']} "
+             "(predicting the mean gives 0.167). Published figures: Keller, Sejnowski & Welling.", "",
+             "| T | iRNN MSE | iRNN steps to solve | wRNN MSE | wRNN steps to solve | published iRNN MSE / steps "
+             "| published wRNN MSE / steps |", "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def solved(run: dict) -> str:
+        if run["diverged"]:
+            return f"diverged at step {run['steps'] + 1}"
+        return str(run["solved_at"]) if run["solved_at"] else f"not within {run['steps']}"
+
+    for row in result["adding"]:
+        irnn, wrnn = row["irnn"], row["wrnn"]
+        published = result["published_adding"].get(str(row["length"]), ["-"] * 4)
+        lines.append(f"| {row['length']} | {irnn['final']['test_loss']:.2e} | {solved(irnn)} | "
+                     f"{wrnn['final']['test_loss']:.2e} | {solved(wrnn)} | {published[0]} / {published[1]} | "
+                     f"{published[2]} / {published[3]} |")
+    lines += ["", f"Copy task, {result['copy_delay']} blank steps, {result['copy_steps']} training steps:", "",
+              "| model | parameters | test cross-entropy | accuracy on the copied symbols | steps to 99% |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, run in result["copy"].items():
+        lines.append(f"| {name} | {run['parameters']} | {run['final']['test_loss']:.4f} | "
+                     f"{percent(run['final']['test_metric'])} | {solved(run)} |")
+    speed = result["steps_per_s"]
+    lines += ["", f"Training steps per second at T = {result['speed_length']} (batch "
+              f"{result['train_config']['batch_size']}): iRNN {speed['irnn']:.2f}, wRNN {speed['wrnn']:.2f}.", ""]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, plots, probe, report
+from . import bench, plots, probe, report, wave_rnn
 from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
                          ForwardForwardConfig)
 from .data import DATASETS, DataError, load_dataset
@@ -34,11 +34,14 @@ EPILOG = """examples:
 """
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str) -> None:
-    """One --flag per dataclass field, typed, with the field's help and choices."""
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str,
+                         skip: tuple[str, ...] = ()) -> None:
+    """One --flag per dataclass field (but those in `skip`), typed, with the field's help and choices."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
+        if f.name in skip:
+            continue
         kind = hints[f.name]
         options = {"help": f"{f.metadata.get('help', '')} (default: %(default)s)", "default": f.default,
                    "dest": f.name}
@@ -117,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
     eqprop_vs_bp.add_argument("--nudging", choices=("one-sided", "symmetric", "random"), default="symmetric",
                               help="(default: %(default)s)")
 
+    wave = benchmarks.add_parser(
+        "wave-rnn", help="traveling-wave RNN vs identity RNN: adding task by length, copy task, speed",
+        description=wave_rnn.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    wave.add_argument("--full", action="store_true",
+                      help="the paper's setting: T = 100 200 400 700 1000, 60000 steps, 27 channels")
+    wave.add_argument("--lengths", type=int, nargs="+", help="adding-task lengths T (default: 100 200 400)")
+    wave.add_argument("--steps", type=int, help="training steps per model and length (default: 1000)")
+    wave.add_argument("--channels", type=int, help="wRNN channels (default: 8; the paper's 27 by --full)")
+    wave.add_argument("--positions", type=int, default=100, help="wRNN ring size (default: %(default)s)")
+    wave.add_argument("--irnn-hidden", type=int, default=100, help="iRNN units (default: %(default)s)")
+    wave.add_argument("--copy-delay", type=int, default=100, help="copy task blank steps (default: %(default)s)")
+    wave.add_argument("--copy-steps", type=int, default=500, help="copy task training steps (default: %(default)s)")
+    wave.add_argument("--speed-length", type=int, default=1000,
+                      help="T at which training steps per second are timed (default: %(default)s)")
+    wave.add_argument("--solve-mse", type=float, default=0.05,
+                      help="adding task counts as solved at this held-out MSE (default: %(default)s)")
+    add_config_arguments(wave, wave_rnn.SequenceTrainConfig, "training (both models)", skip=("steps",))
+    wave.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"),
+                      help="where the JSON, Markdown and PNG go (default: %(default)s)")
+    wave.add_argument("--quiet", action="store_true", help="no progress bars")
+
     dream = commands.add_parser("dream", help="clamp a label on a trained deep belief net and let it generate digits")
     dream.add_argument("checkpoint", type=Path, nargs="?", default=Path("runs/dbn/checkpoint.pt"),
                        help="a checkpoint of `brainlearn train dbn` (default: %(default)s)")
@@ -165,7 +189,31 @@ def add_bench_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def run_wave_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    paper = {"lengths": [100, 200, 400, 700, 1000], "steps": 60000, "channels": 27}
+    default = {"lengths": [100, 200, 400], "steps": 1000, "channels": 8}
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else (paper if args.full else default)[key]
+              for key in default}
+    if min(chosen["lengths"]) < 2 or min(chosen["channels"], args.positions, args.irnn_hidden, args.copy_delay,
+                                         args.copy_steps, args.speed_length) < 1 or args.solve_mse <= 0:
+        parser.error("need lengths >= 2, positive sizes, --copy-delay and --copy-steps >= 1, --solve-mse > 0")
+    config = config_from_args(wave_rnn.SequenceTrainConfig, argparse.Namespace(**{**vars(args), "steps": chosen[
+        "steps"]}), parser)
+    return bench.wave_vs_irnn(chosen["lengths"], args.copy_delay, config, args.copy_steps, chosen["channels"],
+                              args.positions, args.irnn_hidden, args.solve_mse, args.out_dir, command,
+                              progress=not args.quiet, speed_length=args.speed_length)
+
+
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
+    run = run_wave_bench if args.benchmark == "wave-rnn" else run_learner_bench
+    result = run(args, parser, command)
+    stem = args.out_dir / f"{result['benchmark']}_{result['dataset']}"
+    print(stem.with_suffix(".md").read_text())
+    print(f"wrote {stem}.json, {stem}.md and figures in {args.out_dir}")
+
+
+def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    """A local learner beside its backprop twin, from the preset for the data set and the flags given."""
     if args.full and args.dataset != "mnist":
         parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
     preset = bench.PRESETS[args.benchmark]["mnist-full" if args.full else args.dataset]
@@ -203,17 +251,11 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     if args.benchmark == "eqprop-vs-bp":
-        result = bench.eqprop_vs_bp(data, args.seeds, train_configs, ep_configs, bp_lr, args.out_dir, command,
-                                    **options)
-    else:
-        common = (data, args.seeds, train_config, learner_config, bp_config, args.out_dir, command)
-        if args.benchmark == "ff-vs-bp":
-            result = bench.ff_vs_bp(*common, **options)
-        else:
-            result = bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
-    stem = args.out_dir / f"{result['benchmark']}_{data.name}"
-    print(stem.with_suffix(".md").read_text())
-    print(f"wrote {stem}.json, {stem}.md and figures in {args.out_dir}")
+        return bench.eqprop_vs_bp(data, args.seeds, train_configs, ep_configs, bp_lr, args.out_dir, command, **options)
+    common = (data, args.seeds, train_config, learner_config, bp_config, args.out_dir, command)
+    if args.benchmark == "ff-vs-bp":
+        return bench.ff_vs_bp(*common, **options)
+    return bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
 
 
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

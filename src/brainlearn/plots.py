@@ -11,13 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 
-def learning_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
-    """curves: label -> [(epoch, test error), ...]."""
+def learning_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: str, xlabel: str = "epoch",
+                    ylabel: str = "test error (%)", scale: float = 100.0) -> Path:
+    """curves: label -> [(epoch, test error), ...], drawn on a log scale (values times `scale`)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, points in curves.items():
         epochs, errors = zip(*points)
-        ax.plot(epochs, [100 * e for e in errors], marker="o", markersize=3, label=label)
-    ax.set(xlabel="epoch", ylabel="test error (%)", title=title, yscale="log")
+        ax.plot(epochs, [scale * e for e in errors], marker="o", markersize=3, label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -120,6 +121,20 @@ def activity_over_iterations(activity: torch.Tensor, units: list[int], path: Pat
     ax.grid(True, alpha=0.3)
     if len(units) <= 10:
         ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def wave_image(states: torch.Tensor, path: Path, title: str) -> Path:
+    """states: (channels, steps, positions) of a ring-shaped hidden state, one panel per channel."""
+    fig, axes = plt.subplots(1, len(states), figsize=(2.6 * len(states), 4), squeeze=False)
+    for c, (ax, image) in enumerate(zip(axes[0], states)):
+        ax.imshow(image.numpy(), aspect="auto", cmap="magma", interpolation="nearest")
+        ax.set(xlabel="position on the ring", title=f"channel {c}")
+    axes[0, 0].set_ylabel("time step")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

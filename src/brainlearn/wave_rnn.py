@@ -1,0 +1,223 @@
+"""Traveling-wave RNN vs identity-initialised RNN on long-memory tasks.
+
+wRNN (Keller, Sejnowski & Welling 2023, "Traveling Waves Encode the Recent Past and Enhance
+Sequence Learning"): the hidden state is C channels laid out on a ring of N positions,
+
+    h_t = relu(u * h_{t-1} + V x_t + b)                                          (eq. 1)
+
+where u * h is a circular 1-D convolution (kernel 3, channels C -> C) initialised to shift every
+channel one position round the ring per step, and V starts by writing the input into position 0
+of every channel. An input therefore travels as a wave, and how far it has travelled says how
+long ago it arrived: the recent past stays laid out in space.
+
+iRNN (Le, Jaitly & Hinton 2015, "A Simple Way to Initialize Recurrent Networks of Rectified
+Linear Units"): h_t = relu(W h_{t-1} + V x_t + b) with W initialised to the identity and V small.
+
+Both are trained by backprop through time here (the comparison is about the architecture), with
+Adam and gradient-norm clipping. Tasks:
+
+* adding (Hochreiter & Schmidhuber 1997): T steps of (value ~ U[0, 1], marker); one marker in each
+  half; the target is the sum of the two marked values. Predicting the mean, 1, gives MSE 1/6.
+* copy: `length` symbols from 1..S, T blank steps, a delimiter, then the net must output the
+  symbols; blanks (0) are expected everywhere else. Cross-entropy over every step, accuracy on
+  the copied symbols. A memoryless net's best cross-entropy is length * log(S) / (T + 2 length).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def adding_batch(length: int, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (length, batch, 2) of (value, marker) and targets (batch, 1): the sum of the marked values."""
+    if length < 2:
+        raise ValueError("the adding task needs length >= 2")
+    values = torch.rand(length, batch, generator=generator)
+    half = length // 2
+    first = torch.randint(0, half, (batch,), generator=generator)
+    second = torch.randint(half, length, (batch,), generator=generator)
+    markers = torch.zeros(length, batch)
+    columns = torch.arange(batch)
+    markers[first, columns] = 1.0
+    markers[second, columns] = 1.0
+    return torch.stack([values, markers], -1), (values * markers).sum(0)[:, None]
+
+
+def copy_batch(delay: int, batch: int, generator: torch.Generator, symbols: int = 8,
+               length: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot inputs (length + delay + length, batch, symbols + 2) and target classes (steps, batch).
+
+    Class 0 is blank, 1..symbols the symbols, symbols + 1 the delimiter that asks for the copy.
+    """
+    if delay < 1 or symbols < 1 or length < 1:
+        raise ValueError("the copy task needs delay, symbols and length >= 1")
+    steps = 2 * length + delay
+    sequence = torch.randint(1, symbols + 1, (length, batch), generator=generator)
+    inputs = torch.zeros(steps, batch, dtype=torch.long)
+    inputs[:length] = sequence
+    inputs[length + delay - 1] = symbols + 1
+    targets = torch.zeros(steps, batch, dtype=torch.long)
+    targets[length + delay:] = sequence
+    return F.one_hot(inputs, symbols + 2).float(), targets
+
+
+class RecurrentNet(nn.Module):
+    """h_t = relu(recurrence(h_{t-1}) + encoder(x_t)); a linear readout of h_T or of every h_t."""
+
+    def __init__(self, n_inputs: int, n_hidden: int, n_outputs: int):
+        super().__init__()
+        self.n_hidden = n_hidden
+        self.encoder = nn.Linear(n_inputs, n_hidden)
+        self.readout = nn.Linear(n_hidden, n_outputs)
+
+    def recurrence(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hidden_states(self, x: torch.Tensor, every_step: bool = True) -> torch.Tensor:
+        """Hidden states (steps, batch, hidden) for inputs (steps, batch, inputs); only the last
+        (batch, hidden) if not `every_step`."""
+        # Every step's input term at once. unbind, not drive[t]: the backward of indexing would
+        # build a full-size gradient per step, O(steps^2) memory traffic.
+        h = x.new_zeros(x.shape[1], self.n_hidden)
+        states = []
+        for drive in self.encoder(x).unbind(0):
+            h = torch.relu(self.recurrence(h) + drive)
+            if every_step:
+                states.append(h)
+        return torch.stack(states) if every_step else h
+
+    def forward(self, x: torch.Tensor, every_step: bool = False) -> torch.Tensor:
+        return self.readout(self.hidden_states(x, every_step))
+
+
+class IdentityRNN(RecurrentNet):
+    """iRNN: a dense recurrent matrix initialised to the identity, input weights ~ N(0, 0.001^2)."""
+
+    def __init__(self, n_inputs: int, n_hidden: int, n_outputs: int):
+        super().__init__(n_inputs, n_hidden, n_outputs)
+        self.recurrent = nn.Linear(n_hidden, n_hidden, bias=False)
+        with torch.no_grad():
+            self.recurrent.weight.copy_(torch.eye(n_hidden))
+            nn.init.normal_(self.encoder.weight, std=1e-3)
+
+    def recurrence(self, h: torch.Tensor) -> torch.Tensor:
+        return self.recurrent(h)
+
+
+class WaveRNN(RecurrentNet):
+    """wRNN: `channels` x `positions` units on a ring; the recurrence a circular convolution whose
+    kernel starts as a shift by one position per step; the input written into position 0.
+
+    The state is laid out (positions, channels), so the convolution is one matmul of the
+    neighbouring positions' channels, (batch * positions, kernel * channels) @ (kernel * channels,
+    channels): far faster on a CPU than a small conv1d.
+    """
+
+    def __init__(self, n_inputs: int, channels: int, positions: int, n_outputs: int, kernel: int = 3):
+        super().__init__(n_inputs, channels * positions, n_outputs)
+        if kernel % 2 == 0 or kernel > positions:
+            raise ValueError("the kernel must be odd and no wider than the ring")
+        self.channels, self.positions = channels, positions
+        self.offsets = range(-(kernel // 2), kernel // 2 + 1)  # tap k reads position i + offsets[k]
+        self.kernel = nn.Parameter(torch.zeros(kernel, channels, channels))  # (tap, in, out)
+        with torch.no_grad():
+            self.kernel[self.offsets.index(-1)] = torch.eye(channels)  # read i - 1: a shift forward
+            self.encoder.weight.zero_()
+            self.encoder.bias.zero_()
+            self.encoder.weight.view(positions, channels, n_inputs)[0] = 1.0
+
+    def recurrence(self, h: torch.Tensor) -> torch.Tensor:
+        ring = h.view(len(h), self.positions, self.channels)
+        taps = torch.cat([ring.roll(-offset, 1) for offset in self.offsets], -1)  # roll(s): [i] <- [i - s]
+        return (taps @ self.kernel.flatten(0, 1)).flatten(1)
+
+
+@dataclass
+class SequenceTrainConfig:
+    steps: int = field(default=1000, metadata={"help": "training steps (fresh batches)"})
+    batch_size: int = field(default=128, metadata={"help": "sequences per step"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    grad_clip: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0: none)"})
+    eval_every: int = field(default=50, metadata={"help": "steps between held-out evaluations"})
+    eval_size: int = field(default=1000, metadata={"help": "held-out sequences"})
+    seed: int = field(default=0, metadata={"help": "seed of the batches and the initial weights"})
+
+    def __post_init__(self):
+        if min(self.steps, self.batch_size, self.eval_every, self.eval_size) < 1 or self.lr <= 0:
+            raise ValueError("steps, batch_size, eval_every and eval_size must be >= 1, lr > 0")
+        if self.grad_clip < 0:
+            raise ValueError("grad_clip must be >= 0 (0: no clipping)")
+
+
+def task_loss(model: RecurrentNet, task: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(loss, metric): adding -> (MSE, MSE); copy -> (cross-entropy over all steps, accuracy on the copy)."""
+    if task == "adding":
+        loss = F.mse_loss(model(x), y)
+        return loss, loss.item()
+    logits = model(x, every_step=True)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    copied = y > 0
+    return loss, (logits.argmax(-1)[copied] == y[copied]).float().mean().item()
+
+
+def make_batch(task: str, length: int, batch: int, generator: torch.Generator):
+    if task == "adding":
+        return adding_batch(length, batch, generator)
+    if task == "copy":
+        return copy_batch(length, batch, generator)
+    raise ValueError(f"unknown task {task!r}: use 'adding' or 'copy'")
+
+
+def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceTrainConfig,
+                  solved=None, desc: str | None = None) -> dict:
+    """Adam with gradient-norm clipping on fresh batches; a fixed held-out batch every `eval_every` steps.
+
+    `solved(test_loss, test_metric)` says when the task counts as solved; the step of the first such
+    evaluation is reported. A non-finite loss stops the run, reported as diverged. `desc` shows a
+    progress bar.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    held_out = make_batch(task, length, config.eval_size, torch.Generator().manual_seed(10_000 + config.seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history, solved_at, diverged, done = [], None, False, 0
+    bar = tqdm(total=config.steps, desc=desc, disable=desc is None, leave=False)
+    start = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        x, y = make_batch(task, length, config.batch_size, generator)
+        loss, _ = task_loss(model, task, x, y)
+        if not math.isfinite(loss.item()):
+            diverged = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        done = step
+        bar.update()
+        if step % config.eval_every == 0 or step == config.steps:
+            with torch.no_grad():
+                test_loss, metric = task_loss(model, task, *held_out)
+            history.append({"step": step, "train_loss": loss.item(), "test_loss": test_loss.item(),
+                            "test_metric": metric})
+            bar.set_postfix(test_loss=f"{test_loss.item():.2e}")
+            if solved_at is None and solved is not None and solved(test_loss.item(), metric):
+                solved_at = step
+    bar.close()
+    seconds = time.perf_counter() - start
+    return {"history": history, "solved_at": solved_at, "diverged": diverged, "steps": done, "seconds": seconds,
+            "steps_per_s": done / seconds}
+
+
+@torch.no_grad()
+def ring_states(model: WaveRNN, x: torch.Tensor) -> torch.Tensor:
+    """The hidden state of one sequence `x` (steps, 1, inputs) as (channels, steps, positions)."""
+    states = model.hidden_states(x)[:, 0]
+    return states.view(len(x), model.positions, model.channels).permute(2, 0, 1)

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+
+from brainlearn.cli import main
+from brainlearn.wave_rnn import (IdentityRNN, SequenceTrainConfig, WaveRNN, adding_batch, copy_batch, ring_states,
+                                 train_on_task)
+
+
+def test_initial_wave_kernel_shifts_a_one_hot_state_one_position_per_step_round_the_ring():
+    model = WaveRNN(2, channels=3, positions=7, n_outputs=1)
+    ring = torch.zeros(1, 7, 3)
+    ring[0, 5, 1] = 1.0  # channel 1, position 5
+    h = ring.flatten(1)
+    for step in range(1, 4):
+        h = model.recurrence(h)
+        moved = h.view(7, 3)
+        expected = torch.zeros(7, 3)
+        expected[(5 + step) % 7, 1] = 1.0  # 6, then 0 (wrapped round), then 1
+        assert torch.equal(moved, expected)
+
+
+def test_wave_encoder_writes_the_input_into_position_zero_of_every_channel():
+    model = WaveRNN(2, channels=3, positions=5, n_outputs=1)
+    x = torch.tensor([[[0.7, 1.0]]])  # one step, one sequence: value 0.7 with its marker
+    states = ring_states(model, x)  # (channels, steps, positions)
+    assert torch.allclose(states[:, 0, 0], torch.full((3,), 1.7)) and states[:, 0, 1:].abs().sum() == 0
+
+
+def test_identity_rnn_starts_with_the_identity():
+    model = IdentityRNN(2, 6, 1)
+    h = torch.rand(4, 6)
+    assert torch.equal(model.recurrence(h), h)
+
+
+def test_adding_task_targets_are_the_sum_of_the_two_marked_values():
+    x, y = adding_batch(20, 64, torch.Generator().manual_seed(0))
+    assert x.shape == (20, 64, 2) and y.shape == (64, 1)
+    markers = x[..., 1]
+    assert torch.equal(markers.sum(0), torch.full((64,), 2.0))
+    assert (markers[:10].sum(0) == 1).all() and (markers[10:].sum(0) == 1).all()  # one marker in each half
+    assert torch.allclose(y[:, 0], (x[..., 0] * markers).sum(0))
+    with pytest.raises(ValueError, match="length >= 2"):
+        adding_batch(1, 4, torch.Generator())
+
+
+def test_copy_task_asks_for_the_symbols_after_the_delimiter():
+    x, y = copy_batch(delay=6, batch=5, generator=torch.Generator().manual_seed(1), symbols=4, length=3)
+    assert x.shape == (12, 5, 6) and y.shape == (12, 5)
+    shown = x.argmax(-1)
+    assert ((shown[:3] >= 1) & (shown[:3] <= 4)).all() and (shown[3:8] == 0).all()
+    assert (shown[8] == 5).all() and (shown[9:] == 0).all()  # the delimiter on the last blank step
+    assert torch.equal(y[9:], shown[:3]) and (y[:9] == 0).all()
+
+
+def test_both_models_learn_the_adding_task_at_a_small_length():
+    config = SequenceTrainConfig(steps=400, batch_size=64, lr=1e-2, eval_every=400, eval_size=500)
+    for model in (IdentityRNN(2, 32, 1), WaveRNN(2, channels=4, positions=12, n_outputs=1)):
+        torch.manual_seed(0)
+        run = train_on_task(model, "adding", 8, config)
+        assert run["history"][-1]["test_loss"] < 0.06, type(model).__name__  # predicting the mean: 0.167
+
+
+def test_wave_benchmark_writes_json_markdown_and_figures(tmp_path, capsys):
+    argv = ["wave-rnn", "--lengths", "6", "--steps", "20", "--copy-delay", "3", "--copy-steps", "10",
+            "--eval-every", "10", "--eval-size", "50", "--batch-size", "16", "--channels", "2", "--positions", "8",
+            "--irnn-hidden", "8", "--speed-length", "12", "--out-dir", str(tmp_path), "--quiet"]
+    assert main(["bench", *argv]) == 0
+    result = json.loads((tmp_path / "wave_vs_irnn_sequences.json").read_text())
+    row = result["adding"][0]
+    assert row["length"] == 6 and len(row["irnn"]["history"]) == 2 and row["wrnn"]["parameters"] > 0
+    assert set(result["copy"]) == {"irnn", "wrnn"} and result["steps_per_s"]["wrnn"] > 0 and result["speed_length"] == 12
+    assert "| 6 |" in (tmp_path / "wave_vs_irnn_sequences.md").read_text()
+    assert (tmp_path / "wave_rnn_waves.png").stat().st_size > 1000
+    assert (tmp_path / "wave_vs_irnn_adding_T6.png").stat().st_size > 1000
+    with pytest.raises(SystemExit) as bad:
+        main(["bench", "wave-rnn", "--lengths", "1"])
+    assert bad.value.code == 2
