@@ -28,6 +28,8 @@ bench: install
 	$(BIN)/python benchmarks/ff_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/dbn_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/wave_rnn.py
+	$(BIN)/brainlearn report
 
 clean:
 	rm -rf $(VENV) runs
