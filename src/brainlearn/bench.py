@@ -29,7 +29,8 @@ from .algorithms.base import error_rate, in_chunks
 from .data import Dataset
 from .train import TrainConfig, fit, make_learner
 
-# Defaults per benchmark and data set; each fits in under 45 minutes on 2 cores with 2 seeds.
+# Defaults per benchmark and data set, sized for about 45 minutes on 2 cores with 2 seeds (measured: FF 45 min,
+# DBN 54 min on 1 thread beside another run).
 # "mnist-full" is the paper's configuration. Each learner has its own learning rate. FF with
 # Adam at 3e-3 was ahead after 4 epochs but stalled near 5% test error for 19 of 30 epochs,
 # behind 1e-3 at every epoch.
