@@ -10,14 +10,14 @@ from brainlearn.wave_rnn import (IdentityRNN, SequenceTrainConfig, WaveRNN, addi
 
 def test_initial_wave_kernel_shifts_a_one_hot_state_one_position_per_step_round_the_ring():
     model = WaveRNN(2, channels=3, positions=7, n_outputs=1)
-    ring = torch.zeros(1, 7, 3)
-    ring[0, 5, 1] = 1.0  # channel 1, position 5
+    ring = torch.zeros(1, 3, 7)
+    ring[0, 1, 5] = 1.0  # channel 1, position 5
     h = ring.flatten(1)
     for step in range(1, 4):
         h = model.recurrence(h)
-        moved = h.view(7, 3)
-        expected = torch.zeros(7, 3)
-        expected[(5 + step) % 7, 1] = 1.0  # 6, then 0 (wrapped round), then 1
+        moved = h.view(3, 7)
+        expected = torch.zeros(3, 7)
+        expected[1, (5 + step) % 7] = 1.0  # 6, then 0 (wrapped round), then 1
         assert torch.equal(moved, expected)
 
 
