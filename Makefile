@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/dbn_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/wave_rnn.py
+	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
 	$(BIN)/brainlearn report
 
 clean:

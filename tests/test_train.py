@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 
 from brainlearn.algorithms import ForwardForwardConfig
-from brainlearn.train import (CHECKPOINT, METRICS, WEIGHTS, DivergedError, TrainConfig, fit, learner_from_checkpoint,
-                              load_checkpoint, lr_scale, make_learner, save_checkpoint)
+from brainlearn.train import (CHECKPOINT, METRICS, WEIGHTS, DivergedError, TrainConfig, apply_lr_schedule, fit,
+                              learner_from_checkpoint, load_checkpoint, make_learner, save_checkpoint)
 
 CONFIG = ForwardForwardConfig(hidden=(32, 32))
 TRAIN = TrainConfig(epochs=3, batch_size=64, lr_schedule="cooldown", eval_every=1)
@@ -113,8 +113,14 @@ def test_resume_without_checkpoint_is_refused(digits, tmp_path):
 
 
 def test_cooldown_schedule_is_flat_then_linear_to_zero():
-    assert [lr_scale("cooldown", p) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
-    assert lr_scale("constant", 0.9) == 1.0
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+
+    def lr_at(schedule, progress):
+        apply_lr_schedule([optimizer], schedule, progress)
+        return optimizer.param_groups[0]["lr"]
+
+    assert [lr_at("cooldown", p) for p in (0.0, 0.5, 0.75, 1.0)] == pytest.approx([0.2, 0.2, 0.1, 0.0])
+    assert lr_at("constant", 0.9) == 0.2
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(digits):

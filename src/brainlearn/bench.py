@@ -21,7 +21,7 @@ import torch
 
 import brainlearn
 
-from . import plots, train, wave_rnn
+from . import distillation, distributed, hardware, pipeline, plots, train, wave_rnn
 from .algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig, backprop,
                          boltzmann, eqprop, forward_forward)
 from .algorithms.boltzmann import ais_betas, ais_log_partition
@@ -106,10 +106,23 @@ def environment() -> dict:
     }
 
 
-def code_hashes() -> dict[str, str]:
-    """A short hash of each algorithm's file and of the loop: a result older than its code can be told apart."""
+# The code each benchmark's numbers depend on: a change to one of these files makes its result stale.
+BENCHMARK_CODE = {
+    "ff_vs_bp": (forward_forward, backprop, train),
+    "dbn_vs_bp": (boltzmann, backprop, train),
+    "eqprop_vs_bp": (eqprop, backprop, train),
+    "wave_vs_irnn": (wave_rnn,),
+    "scaling": (forward_forward, backprop, train, distributed, pipeline),
+    "mortal": (forward_forward, backprop, train, hardware, distillation),
+}
+
+
+def code_hashes(benchmark: str | None = None) -> dict[str, str]:
+    """A short hash of each file `benchmark`'s numbers depend on (of every such file if None): a result
+    older than its code can be told apart."""
+    modules = BENCHMARK_CODE[benchmark] if benchmark else dict.fromkeys(sum(BENCHMARK_CODE.values(), ()))
     return {module.__name__: hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-            for module in (forward_forward, boltzmann, eqprop, backprop, train, wave_rnn)}
+            for module in modules}
 
 
 def _run(algorithm: str, config, data: Dataset, train_config: TrainConfig, run_dir: Path | None, progress: bool):
@@ -208,6 +221,16 @@ def figures_from_json(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
             figures.append((plots.learning_curves(curves, path, f"adding task, T = {row['length']}",
                                                   xlabel="training step", ylabel="test MSE", scale=1.0),
                             f"Adding task, T = {row['length']}: test MSE of the wave-RNN and the identity RNN"))
+    elif name == "mortal":
+        families = {}
+        for row in result["faults"][1:]:
+            families.setdefault(row["fault"], []).append(row)
+        panels = {family: {"levels": [row["level"] for row in rows], "FF": [row["ff"]["error"] for row in rows],
+                           "BP": [row["bp"]["error"] for row in rows]} for family, rows in families.items()}
+        fault_free = {"FF": result["faults"][0]["ff"]["error"], "BP": result["faults"][0]["bp"]["error"]}
+        figures.append((plots.fault_curves(panels, fault_free, out_dir / f"mortal_{dataset}.png",
+                                           f"{dataset}: test error under each fault (dashed: none)"),
+                        "FF vs BP on faulty hardware: test error against the fault's level"))
     elif name == "eqprop_vs_bp":
         for arch in result["architectures"]:
             hidden = "-".join(map(str, arch["hidden"]))
@@ -219,7 +242,8 @@ def figures_from_json(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
     return figures
 
 
-# Figures that need the trained networks, so only a benchmark run draws them: (file pattern, caption).
+# Figures that need the trained networks, so only a benchmark run draws them (through `trained_net_figure`),
+# and the report finds them here: benchmark -> [(file pattern, caption)].
 TRAINED_NET_FIGURES = {
     "ff_vs_bp": [("ff_receptive_fields_{dataset}.png", "FF first-layer weights (receptive fields)")],
     "dbn_vs_bp": [("dbn_dreams_{dataset}.png", "Dreams: each row has one label clamped in the top RBM"),
@@ -227,6 +251,11 @@ TRAINED_NET_FIGURES = {
     "eqprop_vs_bp": [("eqprop_energy_{dataset}.png", "EP: mean energy over the free, then the nudged phase")],
     "wave_vs_irnn": [("wave_rnn_waves.png", "wRNN hidden state over time: inputs travel round the ring as waves")],
 }
+
+
+def trained_net_figure(benchmark: str, index: int, out_dir: Path, dataset: str) -> Path:
+    """Where figure `index` of TRAINED_NET_FIGURES[benchmark] goes."""
+    return out_dir / TRAINED_NET_FIGURES[benchmark][index][0].format(dataset=dataset)
 
 
 def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_config: ForwardForwardConfig,
@@ -260,7 +289,7 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
     result = write_result("ff_vs_bp", data.name, command, started, seeds, asdict(train_config),
                           {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _ff_markdown)
     plots.receptive_fields(_first_layer_images(learners["ff"].layers[0].weight.detach(), data), data.image_shape,
-                           out_dir / f"ff_receptive_fields_{data.name}.png", "FF layer 1 (label pixels blanked)")
+                           trained_net_figure("ff_vs_bp", 0, out_dir, data.name), "FF layer 1 (label pixels blanked)")
     return result
 
 
@@ -322,10 +351,10 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
     result = write_result("dbn_vs_bp", data.name, command, started, seeds, asdict(train_config),
                           {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _dbn_markdown)
     plots.image_grid(dreams.view(data.n_classes, dreams_per_label, -1)[:, :10], data.image_shape,
-                     out_dir / f"dbn_dreams_{data.name}.png", f"Dreams with each label clamped (seed {seeds[0]})",
+                     trained_net_figure("dbn_vs_bp", 0, out_dir, data.name), f"Dreams with each label clamped (seed {seeds[0]})",
                      row_labels=[str(c) for c in range(data.n_classes)])
     plots.receptive_fields(learners["dbn"].rbms[0].weight.T, data.image_shape,
-                           out_dir / f"rbm_receptive_fields_{data.name}.png", "First RBM: weights of hidden units")
+                           trained_net_figure("dbn_vs_bp", 1, out_dir, data.name), "First RBM: weights of hidden units")
     return result
 
 
@@ -363,7 +392,7 @@ def eqprop_vs_bp(data: Dataset, seeds: list[int], train_configs: list[TrainConfi
         summary["eqprop_over_bp_time"] = summary["eqprop_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
         architectures.append({"hidden": list(ep_config.hidden), "config": asdict(ep_config),
                               "train_config": asdict(train_config), "summary": summary, "runs": runs})
-    plots.energy_traces(energy_traces, out_dir / f"eqprop_energy_{data.name}.png")
+    plots.energy_traces(energy_traces, trained_net_figure("eqprop_vs_bp", 0, out_dir, data.name))
     return write_result("eqprop_vs_bp", data.name, command, started, seeds, asdict(train_configs[0]),
                         {"matmul_gflops": gflops, "architectures": architectures}, out_dir, _eqprop_markdown)
 
@@ -390,13 +419,14 @@ def wave_vs_irnn(lengths: list[int], copy_delay: int, config: wave_rnn.SequenceT
         run["final"] = run["history"][-1] if run["history"] else None
         return run
 
-    adding, wrnn = [], None
+    adding, wrnn, wrnn_length = [], None, None
     for length in lengths:
         row = {"length": length}
         for name in builders:
             model = build(name, 2, 1)
             row[name] = train(name, model, "adding", length, config, lambda loss, _: loss <= solve_mse)
-            wrnn = model if name == "wrnn" else wrnn
+            if name == "wrnn" and not row[name]["diverged"]:  # a diverged net's states are not finite
+                wrnn, wrnn_length = model, length
         adding.append(row)
     copy_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": copy_steps})
     copy = {name: train(name, build(name, 10, 10), "copy", copy_delay, copy_config, lambda _, acc: acc >= 0.99)
@@ -407,9 +437,10 @@ def wave_vs_irnn(lengths: list[int], copy_delay: int, config: wave_rnn.SequenceT
         speed_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": speed_steps,
                                                        "eval_every": speed_steps + 1, "eval_size": 1})
         speed[name] = wave_rnn.train_on_task(model, "adding", speed_length, speed_config)["steps_per_s"]
-    x, _ = wave_rnn.adding_batch(lengths[-1], 1, torch.Generator().manual_seed(config.seed))
-    plots.wave_image(wave_rnn.ring_states(wrnn, x)[:3], out_dir / "wave_rnn_waves.png",
-                     f"wRNN hidden state on one adding sequence (T={lengths[-1]}), after training")
+    if wrnn is not None:  # the longest T whose wRNN did not diverge
+        x, _ = wave_rnn.adding_batch(wrnn_length, 1, torch.Generator().manual_seed(config.seed))
+        plots.wave_image(wave_rnn.ring_states(wrnn, x)[:3], trained_net_figure("wave_vs_irnn", 0, out_dir, "sequences"),
+                         f"wRNN hidden state on one adding sequence (T={wrnn_length}), after training")
     fields = {"models": {"irnn": {"hidden": irnn_hidden}, "wrnn": {"channels": channels, "positions": positions}},
               "solve_mse": solve_mse, "copy_delay": copy_delay, "copy_steps": copy_steps,
               "adding": adding, "copy": copy, "speed_length": speed_length, "steps_per_s": speed,
@@ -611,6 +642,15 @@ def _eqprop_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def solved_text(run: dict) -> str:
+    """When a sequence run was solved, and whether it diverged (its last evaluation is then its final MSE)."""
+    solved = str(run["solved_at"]) if run["solved_at"] else f"not within {run['steps']}"
+    if not run["diverged"]:
+        return solved
+    return f"{solved}, then diverged at step {run['steps'] + 1}" if run["solved_at"] else (
+        f"diverged at step {run['steps'] + 1}")
+
+
 def _wave_markdown(result: dict) -> str:
     models = result["models"]
     lines = [f"iRNN: {models['irnn']['hidden']} units. wRNN: {models['wrnn']['channels']} channels x "
@@ -619,23 +659,18 @@ def _wave_markdown(result: dict) -> str:
              "| T | iRNN MSE | iRNN steps to solve | wRNN MSE | wRNN steps to solve | published iRNN MSE / steps "
              "| published wRNN MSE / steps |", "| --- | --- | --- | --- | --- | --- | --- |"]
 
-    def solved(run: dict) -> str:
-        if run["diverged"]:
-            return f"diverged at step {run['steps'] + 1}"
-        return str(run["solved_at"]) if run["solved_at"] else f"not within {run['steps']}"
-
     for row in result["adding"]:
         irnn, wrnn = row["irnn"], row["wrnn"]
         published = result["published_adding"].get(str(row["length"]), ["-"] * 4)
-        lines.append(f"| {row['length']} | {irnn['final']['test_loss']:.2e} | {solved(irnn)} | "
-                     f"{wrnn['final']['test_loss']:.2e} | {solved(wrnn)} | {published[0]} / {published[1]} | "
+        lines.append(f"| {row['length']} | {irnn['final']['test_loss']:.2e} | {solved_text(irnn)} | "
+                     f"{wrnn['final']['test_loss']:.2e} | {solved_text(wrnn)} | {published[0]} / {published[1]} | "
                      f"{published[2]} / {published[3]} |")
     lines += ["", f"Copy task, {result['copy_delay']} blank steps, {result['copy_steps']} training steps:", "",
               "| model | parameters | test cross-entropy | accuracy on the copied symbols | steps to 99% |",
               "| --- | --- | --- | --- | --- |"]
     for name, run in result["copy"].items():
         lines.append(f"| {name} | {run['parameters']} | {run['final']['test_loss']:.4f} | "
-                     f"{percent(run['final']['test_metric'])} | {solved(run)} |")
+                     f"{percent(run['final']['test_metric'])} | {solved_text(run)} |")
     speed = result["steps_per_s"]
     lines += ["", f"Training steps per second at T = {result['speed_length']} (batch "
               f"{result['train_config']['batch_size']}): iRNN {speed['irnn']:.2f}, wRNN {speed['wrnn']:.2f}.", ""]

@@ -9,22 +9,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import shlex
+import subprocess
 import sys
 import typing
 from pathlib import Path
 
 import torch
 
-from . import bench, plots, probe, report, wave_rnn
+from . import bench, distributed, mortal, plots, probe, report, scaling, wave_rnn
 from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
                          ForwardForwardConfig)
 from .data import DATASETS, DataError, load_dataset
+from .distributed import DistributedError
 from .train import DivergedError, TrainConfig, fit, learner_from_checkpoint, load_checkpoint, make_learner
 
 EPILOG = """examples:
   brainlearn train ff --dataset digits --epochs 30 --run-dir runs/ff
   brainlearn train ff --dataset mnist --data-dir ../shared/data --run-dir runs/ff --resume
+  brainlearn train ff --dataset mnist --nproc 2 --run-dir runs/ff2       # torchrun, 2 processes
   brainlearn eval runs/ff/checkpoint.pt
   brainlearn bench ff-vs-bp --dataset digits
   brainlearn train dbn --dataset digits --epochs 40 --batch-size 20 --run-dir runs/dbn
@@ -86,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--run-dir", type=Path, default=Path("runs") / name,
                          help="where checkpoint.pt and metrics.jsonl go (default: %(default)s)")
         sub.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+        sub.add_argument("--nproc", type=int, default=1,
+                         help="data-parallel processes on this machine, started by torchrun; --batch-size is the "
+                              "global batch (default: %(default)s)")
+        sub.add_argument("--dist-timeout", type=float, default=300.0,
+                         help="seconds a process waits for the others before it stops with an error "
+                              "(default: %(default)s)")
         add_config_arguments(sub, TrainConfig, "training")
         add_config_arguments(sub, learner.Config, f"{name} learner")
 
@@ -137,9 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
     wave.add_argument("--solve-mse", type=float, default=0.05,
                       help="adding task counts as solved at this held-out MSE (default: %(default)s)")
     add_config_arguments(wave, wave_rnn.SequenceTrainConfig, "training (both models)", skip=("steps",))
-    wave.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"),
-                      help="where the JSON, Markdown and PNG go (default: %(default)s)")
-    wave.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_output_arguments(wave)
+
+    scaling_parser = benchmarks.add_parser(
+        "scaling", help="FF and BP with 1 and 2 data-parallel processes; the FF layer pipeline vs sequential",
+        description=scaling.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(scaling_parser, default="mnist")
+    scaling_parser.add_argument("--train-size", type=int, default=12000,
+                                help="training images per epoch (default: %(default)s)")
+    scaling_parser.add_argument("--epochs", type=int, default=2, help="epochs per case (default: %(default)s)")
+    add_output_arguments(scaling_parser, "do not name each case as it starts")
+
+    mortal_parser = benchmarks.add_parser(
+        "mortal", help="FF vs BP on faulty hardware (black box, noise, drift, few bits); distillation",
+        description=mortal.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(mortal_parser)
+    mortal_parser.add_argument("--hidden", type=int, nargs="+", default=[500, 500],
+                               help="hidden layers of FF and BP (default: %(default)s)")
+    mortal_parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default: %(default)s)")
+    mortal_parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    mortal_parser.add_argument("--labelled", type=int, default=1000,
+                               help="labels the distillation student has (default: %(default)s)")
+    mortal_parser.add_argument("--shard-size", type=int, default=5000,
+                               help="images in each of the two co-distillation shards (default: %(default)s)")
+    add_output_arguments(mortal_parser, "do not print each fault's errors")
 
     dream = commands.add_parser("dream", help="clamp a label on a trained deep belief net and let it generate digits")
     dream.add_argument("checkpoint", type=Path, nargs="?", default=Path("runs/dbn/checkpoint.pt"),
@@ -183,10 +214,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help
     parser.add_argument("--batch-size", type=int, help="(default: the preset's, else 100)")
     parser.add_argument("--lr", type=float, nargs=lr_nargs, help=f"{lr_help} (default: the preset's)")
     parser.add_argument("--bp-lr", type=float, help="the BP twin's Adam learning rate (default: the preset's)")
+    parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
+    add_output_arguments(parser)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, quiet_help: str = "no progress bars") -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"),
                         help="where the JSON, Markdown and PNG go (default: %(default)s)")
-    parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
 def run_wave_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
@@ -204,8 +239,28 @@ def run_wave_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, co
                               progress=not args.quiet, speed_length=args.speed_length)
 
 
+def run_scaling_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    if args.train_size < 100 or args.epochs < 1:
+        parser.error("the scaling benchmark needs --train-size >= 100 and --epochs >= 1")
+    load_dataset(args.dataset, args.data_dir, download=not args.no_download)  # every process then finds the files
+    return scaling.scaling_benchmark(args.dataset, args.data_dir, args.train_size, args.epochs, args.out_dir, command,
+                                     progress=not args.quiet)
+
+
+def run_mortal_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    if len(args.hidden) < 2 or min(args.hidden) < 1 or args.epochs < 1:
+        parser.error("need two or more positive --hidden sizes (the black box sits before layer 2) and --epochs >= 1")
+    if not 1 <= args.labelled <= len(data.x_train) or not 1 <= 2 * args.shard_size <= len(data.x_train):
+        parser.error(f"--labelled and 2 x --shard-size must be within the {len(data.x_train)} training images")
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, eval_every=0)
+    return mortal.mortal_benchmark(data, tuple(args.hidden), config, args.labelled, args.shard_size, args.out_dir,
+                                   command, progress=not args.quiet)
+
+
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
-    run = run_wave_bench if args.benchmark == "wave-rnn" else run_learner_bench
+    run = {"wave-rnn": run_wave_bench, "scaling": run_scaling_bench, "mortal": run_mortal_bench}.get(
+        args.benchmark, run_learner_bench)
     result = run(args, parser, command)
     stem = args.out_dir / f"{result['benchmark']}_{result['dataset']}"
     print(stem.with_suffix(".md").read_text())
@@ -258,6 +313,34 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
     return bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
 
 
+def without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` without `option VALUE` / `option=VALUE`."""
+    kept, skip = [], False
+    for word in argv:
+        if not skip and word != option and not word.startswith(option + "="):
+            kept.append(word)
+        skip = word == option
+    return kept
+
+
+def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    if args.nproc < 1 or args.dist_timeout <= 0:
+        parser.error("--nproc must be >= 1 and --dist-timeout > 0")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # start the processes; each comes back here
+        return subprocess.call(distributed.torchrun_command(args.nproc, without_option(argv, "--nproc")))
+    train_config = config_from_args(TrainConfig, args, parser)
+    learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    world = distributed.init_from_env(args.dist_timeout)
+    learner = make_learner(args.algorithm, data.n_features, data.n_classes, learner_config, train_config.seed)
+    history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world)
+    if world.is_main:
+        print({k: v for k, v in history[-1].items() if k.startswith("error")})
+    if world.size > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     checkpoint = load_checkpoint(args.checkpoint)
     if checkpoint["algorithm"] != "dbn":
@@ -294,12 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
-            train_config = config_from_args(TrainConfig, args, parser)
-            learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
-            data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
-            learner = make_learner(args.algorithm, data.n_features, data.n_classes, learner_config, train_config.seed)
-            history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume)
-            print({k: v for k, v in history[-1].items() if k.startswith("error")})
+            return run_train(args, parser, argv)
         elif args.command == "eval":
             checkpoint = load_checkpoint(args.checkpoint)
             learner = learner_from_checkpoint(checkpoint)
@@ -316,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.results_dir / 'RESULTS.md'}")
         else:
             run_bench(args, parser, shlex.join(["brainlearn", *argv]))
-    except (DataError, DivergedError, FileNotFoundError, ValueError) as error:
+    except (DataError, DivergedError, DistributedError, FileNotFoundError, ValueError) as error:
         print(f"brainlearn: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -139,3 +139,25 @@ def wave_image(states: torch.Tensor, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def fault_curves(panels: dict[str, dict], baseline: dict[str, float], path: Path, title: str) -> Path:
+    """One panel per fault family: test error (%) of each learner against the fault's level, with each
+    learner's fault-free error as a dashed line. panels: family -> {"levels": [...], learner: [errors]}."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, (family, panel) in zip(axes[0], panels.items()):
+        positions = range(len(panel["levels"]))
+        for index, (learner, fault_free) in enumerate(baseline.items()):
+            color = f"C{index}"
+            ax.plot(positions, [100 * e for e in panel[learner]], marker="o", color=color, label=learner)
+            ax.axhline(100 * fault_free, color=color, linestyle="--", linewidth=0.8)
+        ax.set_xticks(list(positions), [str(level) for level in panel["levels"]])
+        ax.set(xlabel=family, yscale="log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("test error (%)")
+    axes[0][0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -10,6 +10,10 @@ and renamed into place; they are read with `torch.load(weights_only=True)`, whic
 executes code from the file. They hold what resuming needs (optimizer and RNG state, the
 history). At the end of a run the learner's weights alone are also exported to
 `model.safetensors` (with its algorithm and config as metadata), for any tool to read.
+
+Under torchrun the same loop runs in every process (see `distributed`): each takes its share of
+every global minibatch of the same permutation, metrics and test errors are combined across
+processes, and rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, Learner
 from .data import Dataset
+from .distributed import World, prepare
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -66,9 +72,25 @@ def make_learner(algorithm: str, n_inputs: int, n_classes: int, config=None, see
     return ALGORITHMS[algorithm](n_inputs, n_classes, config, seed=seed)
 
 
-def lr_scale(schedule: str, progress: float) -> float:
-    """Multiplier of every optimizer's initial learning rate at `progress` in [0, 1)."""
-    return 1.0 if schedule == "constant" else min(1.0, 2.0 * (1.0 - progress))
+def apply_lr_schedule(optimizers: list[torch.optim.Optimizer], schedule: str, progress: float) -> None:
+    """Set every optimizer's learning rate for `progress` in [0, 1) of training: its initial one (kept
+    in the param group, hence in checkpoints) times the schedule's multiplier."""
+    scale = 1.0 if schedule == "constant" else min(1.0, 2.0 * (1.0 - progress))
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * scale
+
+
+def minibatches(n: int, config: TrainConfig, epoch: int, world: World = World()) -> list[torch.Tensor]:
+    """This process's minibatches (index tensors) of an epoch over `n` examples.
+
+    One process: the permutation randperm(n) seeded by (seed, epoch), cut into batch_size pieces.
+    Several: each takes every world.size-th index of that permutation (a DistributedSampler) in
+    pieces of batch_size / world.size, so together they see the single process's minibatches."""
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, seed=config.seed * 1_000_003)
+    sampler.set_epoch(epoch)
+    return list(torch.tensor(list(sampler)).split(config.batch_size // world.size))
 
 
 def write_atomically(path: Path, write) -> None:
@@ -116,9 +138,14 @@ def learner_from_checkpoint(checkpoint: dict) -> Learner:
 
 
 def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.PathLike | None = None,
-        resume: bool = False, progress: bool = True) -> list[dict]:
-    """Train `learner` on `data`; returns the per-epoch history (also logged to run_dir)."""
+        resume: bool = False, progress: bool = True, world: World = World()) -> list[dict]:
+    """Train `learner` on `data`; returns the per-epoch history (also logged to run_dir).
+
+    `world`: this process's place in a data-parallel run (default: a single process)."""
+    if config.batch_size % world.size:
+        raise ValueError(f"batch_size {config.batch_size} (the global batch) must divide among {world.size} processes")
     run_dir = Path(run_dir) if run_dir is not None else None
+    writes = run_dir is not None and world.is_main
     history: list[dict] = []
     if resume:
         if run_dir is None or not (run_dir / CHECKPOINT).exists():
@@ -128,30 +155,28 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
             raise ValueError(f"{run_dir} holds a {checkpoint['algorithm']!r} run, not {learner.name!r}")
         learner.load_training_state(checkpoint["state"])
         history = list(checkpoint["history"])
-    if run_dir is not None:  # the log always mirrors the checkpoint's history
+    prepare(learner, world)
+    if writes:  # the log always mirrors the checkpoint's history
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / METRICS).write_text("".join(json.dumps(row) + "\n" for row in history))
 
-    for optimizer in learner.optimizers:
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
     n = len(data.x_train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(n / world.size) / (config.batch_size // world.size))
     total_steps = config.epochs * steps_per_epoch
 
     for epoch in range(len(history), config.epochs):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+        if world.size > 1:  # each process samples (negatives, Gibbs chains) its own way
+            learner.generator.manual_seed((config.seed * 1_000_003 + epoch) * 65_537 + world.rank)
         sums: dict[str, float] = {}
         learner.train()
         start = time.perf_counter()
-        bar = tqdm(order.split(config.batch_size), desc=f"{learner.name} epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress, leave=False)
+        bar = tqdm(minibatches(n, config, epoch, world),
+                   desc=f"{learner.name} epoch {epoch + 1}/{config.epochs}", disable=not (progress and world.is_main),
+                   leave=False)
         for step, idx in enumerate(bar):
-            scale = lr_scale(config.lr_schedule, (epoch * steps_per_epoch + step) / total_steps)
-            for optimizer in learner.optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = group["initial_lr"] * scale
+            apply_lr_schedule(learner.optimizers, config.lr_schedule, (epoch * steps_per_epoch + step) / total_steps)
             metrics = learner.train_step(data.x_train[idx], data.y_train[idx])
+            metrics["loss"], = world.mean([metrics["loss"]])  # every process sees a divergence at once
             if not math.isfinite(metrics["loss"]):
                 where = (f"last good checkpoint: {run_dir / CHECKPOINT} (epoch {len(history)})"
                          if run_dir is not None and history else "no checkpoint was written")
@@ -161,14 +186,15 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
         seconds = time.perf_counter() - start
-        row = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
-               "seconds": seconds, "samples_per_s": n / seconds}
+        means = world.mean([v / steps_per_epoch for v in sums.values()])
+        row = {"epoch": epoch + 1, **dict(zip(sums, means)), "seconds": seconds, "samples_per_s": n / seconds}
         last = epoch + 1 == config.epochs
         if last or (config.eval_every and (epoch + 1) % config.eval_every == 0):
             learner.eval()
-            row.update(learner.evaluate(data.x_test, data.y_test, full=last))
+            x_test, y_test = world.shard(data.x_test), world.shard(data.y_test)
+            row.update(world.combine(learner.evaluate(x_test, y_test, full=last), len(x_test), len(data.x_test)))
         history.append(row)
-        if run_dir is not None:
+        if writes:
             save_checkpoint(run_dir / CHECKPOINT, {
                 "format": 1, "algorithm": learner.name, "n_inputs": learner.n_inputs,
                 "n_classes": learner.n_classes, "dataset": data.name, "epoch": epoch + 1,
@@ -177,9 +203,9 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
             })
             with open(run_dir / METRICS, "a") as log:
                 log.write(json.dumps(row) + "\n")
-        if progress:
+        if progress and world.is_main:
             shown = {k: round(v, 4) for k, v in row.items() if k.startswith(("loss", "error"))}
             tqdm.write(f"{learner.name} epoch {epoch + 1}: {shown} ({seconds:.1f}s)")
-    if run_dir is not None:
+    if writes:
         export_weights(learner, run_dir / WEIGHTS)
     return history

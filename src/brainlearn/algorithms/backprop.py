@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .base import Learner, in_chunks, layer_sizes
 
@@ -40,10 +41,18 @@ class Backprop(Learner):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
         self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], n_classes))
         self.optimizers = [torch.optim.Adam(self.net.parameters(), lr=config.lr)]
+        # What train_step runs: the net, or its DistributedDataParallel wrapper. Kept out of the module
+        # tree (object.__setattr__), so state dicts and checkpoints have the same keys either way.
+        object.__setattr__(self, "trained_net", self.net)
+
+    def data_parallel(self) -> None:
+        """DistributedDataParallel (Li et al. 2020): gradients are all-reduced in buckets while the
+        backward still runs, overlapping communication with computation."""
+        object.__setattr__(self, "trained_net", DistributedDataParallel(self.net))
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         (optimizer,) = self.optimizers
-        loss = F.cross_entropy(self.net(x), y)
+        loss = F.cross_entropy(self.trained_net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

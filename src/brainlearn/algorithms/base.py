@@ -8,6 +8,7 @@ is a dataclass (the CLI makes one flag per field). It provides
     evaluate(x, y, full) -> {"error[...]": ...} test error(s); `full=False` may skip costly methods
     optimizers                                  the torch optimizers it steps (checkpointed, lr-scheduled)
     generator                                   the torch.Generator for its own sampling (checkpointed)
+    data_parallel()                             average its updates across torch.distributed processes
 
 so the loop never knows which algorithm runs.
 """
@@ -18,6 +19,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from ..distributed import average_updates
 
 
 class Learner(nn.Module):
@@ -39,6 +42,13 @@ class Learner(nn.Module):
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
         return {"error": error_rate(self.predict(x), y)}
+
+    def data_parallel(self) -> None:
+        """In a torch.distributed run: average each optimizer's update over the processes just before
+        it is applied. A local learner's update for a layer depends on that layer alone, so this
+        all-reduce is all that data parallelism needs."""
+        for optimizer in self.optimizers:
+            optimizer.register_step_pre_hook(average_updates)
 
     def training_state(self) -> dict:
         """Everything a resumed run needs to continue bit for bit."""
