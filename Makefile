@@ -28,8 +28,11 @@ bench: install
 	$(BIN)/python benchmarks/ff_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/dbn_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/recurrent_ff.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/ff_jitter.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/wave_rnn.py
 	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
+	$(BIN)/python benchmarks/mortal.py --dataset mnist --data-dir ../shared/data
 	$(BIN)/brainlearn report
 
 clean:

@@ -65,6 +65,22 @@ def test_label_units_form_one_softmax_group():
     assert torch.all(sample[:, 5:].sum(1) == 1)
 
 
+def test_conditional_wake_sleep_is_the_gradient_of_log_p_label_given_units():
+    torch.manual_seed(0)
+    rbm = RBM(6, 5, n_labels=3).double()
+    for parameter in rbm.parameters():
+        parameter.copy_(0.5 * torch.randn_like(parameter))
+    units, labels = torch.rand(4, 6, dtype=torch.float64), torch.tensor([0, 2, 1, 2])
+    v = torch.cat([units, torch.nn.functional.one_hot(labels, 3).double()], 1)
+    ascent = rbm.conditional_wake_sleep(v, rbm.hidden_probs(v))
+    parameters = [rbm.weight, rbm.visible_bias, rbm.hidden_bias]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    log_p = rbm.label_conditional(units)[0].log_softmax(1)[torch.arange(4), labels].mean()
+    for parameter, gradient in zip(parameters, torch.autograd.grad(log_p, parameters)):
+        assert torch.allclose(ascent[parameter], gradient, atol=1e-12)
+
+
 def test_ais_log_partition_close_to_exact_on_a_tiny_rbm():
     rbm = small_rbm(10, 6, seed=1, scale=0.8)
     exact = torch.logsumexp(-rbm.free_energy(states(10)), 0).item()
@@ -109,3 +125,26 @@ def test_dreams_have_image_shape_and_pixel_range(trained_dbn):
     assert dreams.shape == (3, 64)
     assert dreams.min() >= 0 and dreams.max() <= 1
     assert not math.isclose(dreams.std().item(), 0.0)
+
+
+def test_hybrid_top_rbm_with_persistent_chain_learns_and_moves_only_the_top_chain(digits):
+    config = DeepBeliefNetConfig(hidden=(100, 200), top_sleep="pcd", discriminative=10.0, chains=20)
+    learner = make_learner("dbn", digits.n_features, 10, config, seed=0)
+    chains_before = [learner.chain0.clone(), learner.chain1.clone()]
+    history = fit(learner, digits, TrainConfig(epochs=10, batch_size=20, eval_every=0), progress=False)
+    assert torch.equal(learner.chain0, chains_before[0])  # the bottom RBM's sleep starts from the data (cd)
+    assert not torch.equal(learner.chain1, chains_before[1])
+    assert history[-1]["error"] < 0.5  # chance is 0.9
+
+
+def test_dbn_config_refuses_bad_sleep_settings():
+    with pytest.raises(ValueError, match="top_sleep"):
+        DeepBeliefNetConfig(top_sleep="wake")
+    with pytest.raises(ValueError, match="discriminative"):
+        DeepBeliefNetConfig(discriminative=-1.0)
+
+
+def test_a_single_rbm_with_label_units_trains_and_reports_pixel_reconstruction(digits):
+    learner = make_learner("dbn", digits.n_features, 10, DeepBeliefNetConfig(hidden=(50,)), seed=0)
+    history = fit(learner, digits, TrainConfig(epochs=1, batch_size=20), progress=False)
+    assert math.isfinite(history[-1]["reconstruction"]) and 0 <= history[-1]["error"] <= 1

@@ -15,6 +15,10 @@ from brainlearn.cli import main
     ["bench", "ff-vs-bp", "--epochs", "0"],  # not "the preset's epochs"
     ["bench", "dbn-vs-bp", "--lr", "0"],
     ["bench", "eqprop-vs-bp", "--batch-size", "0"],
+    ["bench", "rff-vs-bp", "--objectives", "medium"],
+    ["train", "rff", "--test-window", "3", "9"],  # past the 8 iterations
+    ["train", "ff", "--jitter", "-1"],
+    ["train", "bp", "--local-field", "3", "--hidden", "100"],  # not a multiple of the 64 pixels
     [],
 ])
 def test_bad_flags_exit_with_code_2_and_a_message(argv, capsys):
@@ -90,6 +94,7 @@ def test_dbn_bench_writes_dreams_and_log_likelihood(tmp_path):
     assert main(argv) == 0
     result = json.loads((tmp_path / "dbn_vs_bp_digits.json").read_text())
     assert {"dbn_error", "bp_error", "dream_agreement", "rbm1_test_log_likelihood"} <= set(result["summary"])
+    assert result["dbn_config"]["top_sleep"] == "pcd" and result["dbn_config"]["discriminative"] == 10.0  # preset
     assert result["runs"][0]["dbn"]["ais"]["test_log_likelihood"] < 0
     assert (tmp_path / "dbn_dreams_digits.png").stat().st_size > 1000
     assert (tmp_path / "rbm_receptive_fields_digits.png").stat().st_size > 1000
@@ -114,3 +119,25 @@ def test_eqprop_bench_with_hidden_needs_learning_rates(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "eqprop-vs-bp", "--hidden", "32"])
     assert exit_info.value.code == 2 and "--lr" in capsys.readouterr().err
+
+
+def test_recurrent_ff_bench_compares_both_objectives_with_bp(tmp_path):
+    argv = ["bench", "rff-vs-bp", "--seeds", "0", "--epochs", "1", "--hidden", "32", "32",
+            "--out-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "rff_vs_bp_digits.json").read_text())
+    assert {"rff_high_error_goodness", "rff_low_error_softmax", "bp_error"} <= set(result["summary"])
+    trace = result["runs"][0]["rff_low"]["goodness_per_step"]
+    assert len(trace["right"]) == 8 and len(trace["wrong"][0]) == 2  # steps x layers
+    assert (tmp_path / "rff_goodness_digits.png").stat().st_size > 1000
+    assert "low goodness" in (tmp_path / "rff_vs_bp_digits.md").read_text()
+
+
+def test_jitter_bench_trains_ff_and_bp_with_and_without_shifts(tmp_path):
+    argv = ["bench", "ff-jitter", "--seeds", "0", "--epochs", "1", "--hidden", "32", "32", "--jitter", "1",
+            "--out-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "ff_jitter_digits.json").read_text())
+    assert result["jitter"] == 1 and result["runs"][0]["ff_jitter1"]["history"]
+    assert {"ff_jitter0_error_goodness", "ff_jitter1_error_goodness", "bp_jitter1_error"} <= set(result["summary"])
+    assert (tmp_path / "ff_jitter_digits_curves.png").stat().st_size > 1000

@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import load_file
 
 from brainlearn.algorithms import (Backprop, BackpropConfig, DeepBeliefNet, DeepBeliefNetConfig, EquilibriumProp,
-                                   EquilibriumPropConfig, ForwardForward, ForwardForwardConfig)
+                                   EquilibriumPropConfig, ForwardForward, ForwardForwardConfig, RecurrentFF,
+                                   RecurrentFFConfig)
 from brainlearn.cli import main
 from brainlearn.probe import probe_to_files, record, tuning_curves
 
@@ -39,6 +40,9 @@ def test_every_learner_is_probed_with_its_layers_and_iterations():
     settling = record(ep, x)
     assert settling["layer1"].shape == (7, 5, 6) and settling["output"].shape == (7, 5, 4)
     assert torch.equal(settling["output"][-1], ep.free_phase(x)[-1])  # the same path as the free phase
+    rff = RecurrentFF(16, 4, RecurrentFFConfig(hidden=(6, 7), iterations=5, test_window=(2, 3)))
+    video = record(rff, x)
+    assert video["layer1"].shape == (5, 5, 6) and video["layer2"].shape == (5, 5, 7)
 
 
 def test_bad_layer_or_unit_is_refused():

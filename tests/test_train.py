@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import pickle
 
@@ -7,7 +8,8 @@ from safetensors import safe_open
 
 from brainlearn.algorithms import ForwardForwardConfig
 from brainlearn.train import (CHECKPOINT, METRICS, WEIGHTS, DivergedError, TrainConfig, apply_lr_schedule, fit,
-                              learner_from_checkpoint, load_checkpoint, make_learner, save_checkpoint)
+                              learner_from_checkpoint, load_checkpoint, make_learner, minibatches,
+                              save_checkpoint)
 
 CONFIG = ForwardForwardConfig(hidden=(32, 32))
 TRAIN = TrainConfig(epochs=3, batch_size=64, lr_schedule="cooldown", eval_every=1)
@@ -17,9 +19,11 @@ def new_learner(digits):
     return make_learner("ff", digits.n_features, 10, CONFIG, seed=TRAIN.seed)
 
 
-def test_resume_continues_to_the_uninterrupted_result(digits, tmp_path, monkeypatch):
+@pytest.mark.parametrize("jitter", [0, 2])
+def test_resume_continues_to_the_uninterrupted_result(digits, tmp_path, monkeypatch, jitter):
+    train = dataclasses.replace(TRAIN, jitter=jitter)
     whole = new_learner(digits)
-    whole_history = fit(whole, digits, TRAIN, run_dir=tmp_path / "whole", progress=False)
+    whole_history = fit(whole, digits, train, run_dir=tmp_path / "whole", progress=False)
 
     interrupted = new_learner(digits)
     calls = {"n": 0}
@@ -33,11 +37,11 @@ def test_resume_continues_to_the_uninterrupted_result(digits, tmp_path, monkeypa
 
     monkeypatch.setattr(interrupted, "train_step", step_then_die)
     with pytest.raises(KeyboardInterrupt):
-        fit(interrupted, digits, TRAIN, run_dir=tmp_path / "cut", progress=False)
+        fit(interrupted, digits, train, run_dir=tmp_path / "cut", progress=False)
     assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 1
 
     resumed = new_learner(digits)  # a fresh process: weights from scratch, then the checkpoint
-    resumed_history = fit(resumed, digits, TRAIN, run_dir=tmp_path / "cut", resume=True, progress=False)
+    resumed_history = fit(resumed, digits, train, run_dir=tmp_path / "cut", resume=True, progress=False)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     drop_time = lambda h: [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_s")} for row in h]
@@ -130,3 +134,13 @@ def test_same_seed_same_numbers_other_seed_other_numbers(digits):
 
     assert run(0) == run(0)
     assert run(0) != run(1)
+
+
+def test_jitter_shows_the_learner_shifted_images(digits, monkeypatch):
+    learner = new_learner(digits)
+    seen = []
+    monkeypatch.setattr(learner, "train_step", lambda x, y: seen.append(x) or {"loss": 0.0})
+    fit(learner, digits, dataclasses.replace(TRAIN, epochs=1, jitter=1), progress=False)
+    original = digits.x_train[torch.cat(minibatches(len(digits.x_train), TRAIN, 0))]
+    changed = (torch.cat(seen) != original).any(1).float().mean().item()
+    assert 0.7 < changed < 1.0  # 8 of the 9 positions move the image

@@ -20,7 +20,7 @@ import torch
 
 from . import bench, distributed, mortal, plots, probe, report, scaling, wave_rnn
 from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig,
-                         ForwardForwardConfig)
+                         ForwardForwardConfig, RecurrentFFConfig, local)
 from .data import DATASETS, DataError, load_dataset
 from .distributed import DistributedError
 from .train import DivergedError, TrainConfig, fit, learner_from_checkpoint, load_checkpoint, make_learner
@@ -51,6 +51,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, ti
                    "dest": f.name}
         if typing.get_origin(kind) is tuple:
             options.update(nargs="+", type=typing.get_args(kind)[0], metavar="N")
+        elif kind is bool:
+            options.update(action=argparse.BooleanOptionalAction)
         else:
             options.update(type=kind, choices=f.metadata.get("choices"))
         group.add_argument("--" + f.name.replace("_", "-"), **options)
@@ -110,10 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(ff_vs_bp, "FF's Adam learning rate", "Hinton 2022: 4 hidden layers of 2000, 60 epochs")
     ff_vs_bp.add_argument("--negatives", choices=("hard", "random"), default="hard",
                           help="FF negative labels (default: %(default)s)")
+    jitter_parser = benchmarks.add_parser(
+        "ff-jitter", help="FF and backprop with and without jitter (random shifts) on the same budget",
+        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bench_arguments(jitter_parser, "FF's Adam learning rate", "4 hidden layers of 2000, 120 epochs")
+    jitter_parser.add_argument("--jitter", type=int, default=2,
+                               help="largest shift in pixels, each way (default: %(default)s: 25 positions)")
+    rff_vs_bp = benchmarks.add_parser(
+        "rff-vs-bp", help="recurrent (GLOM-like) Forward-Forward, both objectives, vs backprop",
+        description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bench_arguments(rff_vs_bp, "the recurrent net's Adam learning rate", "3 hidden layers of 2000, 60 epochs")
+    rff_vs_bp.add_argument("--negatives", choices=("hard", "random"), default="hard",
+                           help="negative labels (default: %(default)s)")
+    rff_vs_bp.add_argument("--objectives", nargs="+", choices=("high", "low"), default=["high", "low"],
+                           help="goodness objectives to train, one net each (default: %(default)s)")
     dbn_vs_bp = benchmarks.add_parser(
         "dbn-vs-bp", help="deep belief net vs backprop: test errors, speed, dreams, AIS log-likelihood",
         description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bench_arguments(dbn_vs_bp, "the RBMs' SGD learning rate", "Hinton et al. 2006's net, 100 epochs")
+    dbn_vs_bp.add_argument("--top-sleep", choices=("same", "cd", "pcd"),
+                           help="where the top RBM's sleep phase starts (default: the preset's)")
+    dbn_vs_bp.add_argument("--discriminative", type=float,
+                           help="weight of the top RBM's conditional wake-sleep term (default: the preset's)")
     dbn_vs_bp.add_argument("--dream-steps", type=int, default=1000,
                            help="Gibbs steps in the top RBM per dream (default: %(default)s)")
     dbn_vs_bp.add_argument("--ais-steps", type=int, default=14500,
@@ -127,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     eqprop_vs_bp.add_argument("--free-steps", type=int, help="free-phase steps (default: the preset's)")
     eqprop_vs_bp.add_argument("--nudged-steps", type=int, help="nudged-phase steps (default: the preset's)")
     eqprop_vs_bp.add_argument("--beta", type=float, help="nudging strength (default: the preset's)")
-    eqprop_vs_bp.add_argument("--nudging", choices=("one-sided", "symmetric", "random"), default="symmetric",
-                              help="(default: %(default)s)")
+    eqprop_vs_bp.add_argument("--nudging", choices=("one-sided", "symmetric", "random"),
+                              help="(default: the preset's, random as in Scellier & Bengio's code)")
 
     wave = benchmarks.add_parser(
         "wave-rnn", help="traveling-wave RNN vs identity RNN: adding task by length, copy task, speed",
@@ -157,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="training images per epoch (default: %(default)s)")
     scaling_parser.add_argument("--epochs", type=int, default=2, help="epochs per case (default: %(default)s)")
     add_output_arguments(scaling_parser, "do not name each case as it starts")
+
+    local_parser = benchmarks.add_parser(
+        "local-vs-bp", help="CIFAR-10 with locally connected layers: recurrent FF vs BP, 2 and 3 hidden layers",
+        description=bench.local_vs_bp.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(local_parser, default="cifar10")
+    local_parser.add_argument("--depths", type=int, nargs="+", default=[2, 3],
+                              help="numbers of hidden layers, one net each (default: %(default)s)")
+    local_parser.add_argument("--maps", type=int, help="units at each pixel (default: the preset's; CIFAR-10: 3)")
+    local_parser.add_argument("--field", type=int, help="receptive field side, odd (default: the preset's; 11)")
+    local_parser.add_argument("--epochs", type=int, help="(default: the preset's)")
+    local_parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="(default: %(default)s)")
+    local_parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    local_parser.add_argument("--lr", type=float, default=1e-3, help="FF's Adam learning rate (default: %(default)s)")
+    local_parser.add_argument("--bp-lr", type=float, default=1e-3,
+                              help="BP's Adam learning rate (default: %(default)s)")
+    local_parser.add_argument("--objective", choices=("high", "low"), default="low",
+                              help="FF's goodness for positive data (default: %(default)s)")
+    local_parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
+    add_output_arguments(local_parser)
 
     mortal_parser = benchmarks.add_parser(
         "mortal", help="FF vs BP on faulty hardware (black box, noise, drift, few bits); distillation",
@@ -258,8 +297,30 @@ def run_mortal_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, 
                                    command, progress=not args.quiet)
 
 
+def run_local_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    preset = bench.PRESETS["local-vs-bp"].get(args.dataset, bench.PRESETS["local-vs-bp"]["cifar10"])
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset[key] for key in preset}
+    if min(args.depths) < 1 or min(chosen.values()) < 1:
+        parser.error("--depths, --maps, --field and --epochs must be positive")
+    try:
+        train_config = TrainConfig(epochs=chosen["epochs"], batch_size=args.batch_size, lr_schedule="cooldown")
+        rff_config = RecurrentFFConfig(lr=args.lr, objective=args.objective, local_field=chosen["field"])
+        BackpropConfig(lr=args.bp_lr)
+        local.LocallyConnected2d(1, 1, 1, 1, chosen["field"])  # an odd field
+    except ValueError as error:
+        parser.error(str(error))
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    try:
+        local.square_image(data.n_features)
+    except ValueError as error:
+        parser.error(str(error))
+    return bench.local_vs_bp(data, args.seeds, train_config, tuple(args.depths), chosen["maps"], rff_config,
+                             args.bp_lr, args.out_dir, command, progress=not args.quiet, keep_runs=args.keep_runs)
+
+
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
-    run = {"wave-rnn": run_wave_bench, "scaling": run_scaling_bench, "mortal": run_mortal_bench}.get(
+    run = {"wave-rnn": run_wave_bench, "scaling": run_scaling_bench, "mortal": run_mortal_bench,
+           "local-vs-bp": run_local_bench}.get(
         args.benchmark, run_learner_bench)
     result = run(args, parser, command)
     stem = args.out_dir / f"{result['benchmark']}_{result['dataset']}"
@@ -285,23 +346,28 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
                 parser.error("with --hidden, give --lr: one learning rate per weight matrix")
             architectures = (preset["architectures"] if args.hidden is None
                              else [{"hidden": args.hidden, "lr": args.lr, "epochs": 10}])
-            overrides = {key: getattr(args, key) for key in ("free_steps", "nudged_steps", "beta")
+            overrides = {key: getattr(args, key) for key in ("free_steps", "nudged_steps", "beta", "nudging")
                          if getattr(args, key) is not None}
             train_configs = [TrainConfig(epochs=args.epochs if args.epochs is not None else arch["epochs"],
                                          batch_size=given_or_preset("batch_size", 100), lr_schedule="cooldown")
                              for arch in architectures]
-            ep_configs = [EquilibriumPropConfig(**{k: v for k, v in arch.items() if k != "epochs"}, **overrides,
-                                                nudging=args.nudging) for arch in architectures]
+            ep_configs = [EquilibriumPropConfig(**{**{k: v for k, v in arch.items() if k != "epochs"}, **overrides})
+                          for arch in architectures]
         else:
             train_config = TrainConfig(epochs=given_or_preset("epochs"), batch_size=given_or_preset("batch_size", 100),
                                        lr_schedule="cooldown", eval_every=1)
             hidden = tuple(given_or_preset("hidden"))
             lr = given_or_preset("lr")
             bp_config = BackpropConfig(hidden=hidden, lr=bp_lr)
-            if args.benchmark == "ff-vs-bp":
-                learner_config = ForwardForwardConfig(hidden=hidden, lr=lr, negatives=args.negatives)
+            if args.benchmark in ("ff-vs-bp", "ff-jitter"):
+                negatives = getattr(args, "negatives", "hard")  # ff-jitter keeps the default
+                learner_config = ForwardForwardConfig(hidden=hidden, lr=lr, negatives=negatives)
+            elif args.benchmark == "rff-vs-bp":
+                learner_config = RecurrentFFConfig(hidden=hidden, lr=lr, negatives=args.negatives)
+                options["objectives"] = tuple(dict.fromkeys(args.objectives))
             else:
-                learner_config = DeepBeliefNetConfig(hidden=hidden, lr=lr)
+                learner_config = DeepBeliefNetConfig(hidden=hidden, lr=lr, top_sleep=given_or_preset("top_sleep"),
+                                                     discriminative=given_or_preset("discriminative"))
     except ValueError as error:
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
@@ -310,6 +376,12 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
     common = (data, args.seeds, train_config, learner_config, bp_config, args.out_dir, command)
     if args.benchmark == "ff-vs-bp":
         return bench.ff_vs_bp(*common, **options)
+    if args.benchmark == "rff-vs-bp":
+        return bench.rff_vs_bp(*common, **options)
+    if args.benchmark == "ff-jitter":
+        if args.jitter < 1:
+            parser.error("--jitter must be >= 1")
+        return bench.ff_jitter(*common, **options, jitter=args.jitter)
     return bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
 
 
@@ -332,7 +404,10 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     world = distributed.init_from_env(args.dist_timeout)
-    learner = make_learner(args.algorithm, data.n_features, data.n_classes, learner_config, train_config.seed)
+    try:  # some settings can only be checked against the data (local fields need square images)
+        learner = make_learner(args.algorithm, data.n_features, data.n_classes, learner_config, train_config.seed)
+    except ValueError as error:
+        parser.error(str(error))
     history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world)
     if world.is_main:
         print({k: v for k, v in history[-1].items() if k.startswith("error")})

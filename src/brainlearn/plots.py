@@ -27,7 +27,7 @@ def learning_curves(curves: dict[str, list[tuple[int, float]]], path: Path, titl
     return path
 
 
-def receptive_fields(weights: torch.Tensor, image_shape: tuple[int, int], path: Path, title: str,
+def receptive_fields(weights: torch.Tensor, image_shape: tuple[int, ...], path: Path, title: str,
                      count: int = 64) -> Path:
     """The first `count` rows of a first-layer weight matrix drawn as images."""
     weights = weights[:count].detach().reshape(-1, *image_shape)
@@ -37,7 +37,10 @@ def receptive_fields(weights: torch.Tensor, image_shape: tuple[int, int], path: 
         ax.axis("off")
     for ax, w in zip(axes.flat, weights):
         limit = w.abs().max().item() or 1.0
-        ax.imshow(w.numpy(), cmap="seismic", vmin=-limit, vmax=limit)
+        if w.dim() == 3:  # colour: channels first; zero weight is grey
+            ax.imshow((0.5 + 0.5 * w / limit).permute(1, 2, 0).numpy())
+        else:
+            ax.imshow(w.numpy(), cmap="seismic", vmin=-limit, vmax=limit)
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -156,6 +159,27 @@ def fault_curves(panels: dict[str, dict], baseline: dict[str, float], path: Path
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("test error (%)")
     axes[0][0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def goodness_per_step(traces: dict[str, dict], window: tuple[int, int], path: Path, title: str) -> Path:
+    """traces: objective -> {"right"/"wrong": [step][layer] mean goodness}; one panel per objective, one colour
+    per layer, solid for the right label and dashed for wrong ones; the test window shaded."""
+    fig, axes = plt.subplots(1, len(traces), figsize=(4.5 * len(traces), 3.5), squeeze=False)
+    for ax, (objective, trace) in zip(axes[0], traces.items()):
+        steps = range(1, len(trace["right"]) + 1)
+        for layer in range(len(trace["right"][0])):
+            line, = ax.plot(steps, [g[layer] for g in trace["right"]], label=f"layer {layer + 1}, right label")
+            ax.plot(steps, [g[layer] for g in trace["wrong"]], linestyle="--", color=line.get_color(),
+                    label=f"layer {layer + 1}, wrong labels")
+        ax.axvspan(window[0] - 0.5, window[1] + 0.5, color="grey", alpha=0.15)
+        ax.set(xlabel="step", ylabel="mean goodness", title=f"{objective} goodness for positive data")
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

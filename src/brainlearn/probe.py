@@ -11,6 +11,7 @@ What counts as a layer's activity, per learner:
   dbn     hidden-unit probabilities of each RBM driven up from the pixels, then p(label | image)
           from the top RBM's free energies
   eqprop  the state of each hidden layer and of the output after every free-phase step
+  rff     the state of each hidden layer after every step of a video with the neutral label
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import plots
-from .algorithms import Backprop, DeepBeliefNet, EquilibriumProp, ForwardForward
+from .algorithms import Backprop, DeepBeliefNet, EquilibriumProp, ForwardForward, RecurrentFF
 from .algorithms.base import Learner
 from .algorithms.forward_forward import embed_label
 
@@ -38,6 +39,12 @@ def layer_activities(learner: Learner, x: torch.Tensor) -> dict[str, torch.Tenso
 def _(learner: ForwardForward, x: torch.Tensor) -> dict[str, torch.Tensor]:
     acts = learner.activities(embed_label(x, None, learner.n_classes))
     return {f"layer{j + 1}": a[None] for j, a in enumerate(acts)}
+
+
+@layer_activities.register
+def _(learner: RecurrentFF, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    steps = list(learner.video(x, learner.one_hot(None, len(x))))
+    return {f"layer{j + 1}": torch.stack([states[j] for states in steps]) for j in range(len(learner.thetas))}
 
 
 @layer_activities.register

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, Learner
 from .data import Dataset
+from .data.jitter import random_shifts, shift_images
 from .distributed import World, prepare
 
 CHECKPOINT = "checkpoint.pt"
@@ -54,10 +55,15 @@ class TrainConfig:
         "help": "'cooldown': constant for the first half, then linearly to 0 (as in Hinton's FF code)"})
     eval_every: int = field(default=1, metadata={
         "help": "evaluate (quick methods) on the test set every N epochs; 0: only at the end"})
+    jitter: int = field(default=0, metadata={
+        "help": "shift each training image by up to N pixels each way, drawn anew every epoch (Hinton's "
+                "jitter: N=2 gives 25 positions); 0: off"})
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.jitter < 0:
+            raise ValueError("jitter must be >= 0")
         if self.lr_schedule not in ("constant", "cooldown"):
             raise ValueError("lr_schedule must be 'constant' or 'cooldown'")
         if self.eval_every < 0:
@@ -169,13 +175,18 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
             learner.generator.manual_seed((config.seed * 1_000_003 + epoch) * 65_537 + world.rank)
         sums: dict[str, float] = {}
         learner.train()
+        if config.jitter:  # one shift per training image, the same in every process and on resume
+            shifts = random_shifts(n, config.jitter, torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
         start = time.perf_counter()
         bar = tqdm(minibatches(n, config, epoch, world),
                    desc=f"{learner.name} epoch {epoch + 1}/{config.epochs}", disable=not (progress and world.is_main),
                    leave=False)
         for step, idx in enumerate(bar):
             apply_lr_schedule(learner.optimizers, config.lr_schedule, (epoch * steps_per_epoch + step) / total_steps)
-            metrics = learner.train_step(data.x_train[idx], data.y_train[idx])
+            x = data.x_train[idx]
+            if config.jitter:
+                x = shift_images(x, data.image_shape, shifts[idx])
+            metrics = learner.train_step(x, data.y_train[idx])
             metrics["loss"], = world.mean([metrics["loss"]])  # every process sees a divergence at once
             if not math.isfinite(metrics["loss"]):
                 where = (f"last good checkpoint: {run_dir / CHECKPOINT} (epoch {len(history)})"

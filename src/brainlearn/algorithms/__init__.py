@@ -5,9 +5,11 @@ from .base import Learner
 from .boltzmann import DeepBeliefNet, DeepBeliefNetConfig
 from .eqprop import EquilibriumProp, EquilibriumPropConfig
 from .forward_forward import ForwardForward, ForwardForwardConfig
+from .recurrent_ff import RecurrentFF, RecurrentFFConfig
 
 ALGORITHMS: dict[str, type[Learner]] = {
-    cls.name: cls for cls in (ForwardForward, Backprop, DeepBeliefNet, EquilibriumProp)}
+    cls.name: cls for cls in (ForwardForward, RecurrentFF, Backprop, DeepBeliefNet, EquilibriumProp)}
 
 __all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig",
-           "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner"]
+           "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner",
+           "RecurrentFF", "RecurrentFFConfig"]

@@ -15,17 +15,21 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .base import Learner, in_chunks, layer_sizes
+from .local import connection, map_sizes
 
 
 @dataclass
 class BackpropConfig:
     hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    local_field: int = field(default=0, metadata={
+        "help": "0: dense hidden layers; k: locally connected ones with k x k receptive fields (square images; "
+                "hidden sizes: units per location x pixels)"})
 
     def __post_init__(self):
         self.hidden = layer_sizes(self.hidden)
-        if self.lr <= 0:
-            raise ValueError("lr must be positive")
+        if self.lr <= 0 or self.local_field < 0:
+            raise ValueError("lr must be positive and local_field >= 0")
 
 
 class Backprop(Learner):
@@ -36,9 +40,10 @@ class Backprop(Learner):
         config = config or BackpropConfig()
         super().__init__(n_inputs, n_classes, config, seed)
         sizes = (n_inputs, *config.hidden)
+        image = map_sizes(config.hidden, config.local_field, n_inputs)
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+            layers += [connection(fan_in, fan_out, config.local_field, image), nn.ReLU()]
         self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], n_classes))
         self.optimizers = [torch.optim.Adam(self.net.parameters(), lr=config.lr)]
         # What train_step runs: the net, or its DistributedDataParallel wrapper. Kept out of the module

@@ -20,6 +20,11 @@ depends on those above). Classification clamps the image, and picks the label wh
 configuration has the lowest free energy in the top RBM (exact). Dreaming clamps a label,
 runs the top RBM's Gibbs chain, and passes the result down to the pixels.
 
+As an option the top RBM also learns log p(label | features) (Larochelle & Bengio 2008, "Classification
+using discriminative restricted Boltzmann machines", eq. 6-7: their hybrid of it with log p(features, label)).
+That gradient is itself a two-phase contrast: wake with the features and the label clamped, sleep with
+the features clamped and the label free, whose equilibrium p(label | features) is computed exactly.
+
 The log-likelihood of one RBM is estimated by annealed importance sampling (Salakhutdinov &
 Murray 2008, "On the quantitative analysis of deep belief networks").
 """
@@ -84,15 +89,47 @@ class RBM(nn.Module):
         """F(v) = -b.v - sum_j softplus(c_j + v W_j), so that p(v) = exp(-F(v)) / Z."""
         return -v @ self.visible_bias - F.softplus(v @ self.weight + self.hidden_bias).sum(1)
 
+    def label_conditional(self, units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For visible `units` (the label excluded): -F(units, y) for every label y, shape (batch, labels),
+        and p(h | units, y), shape (batch, labels, hidden). log p(y | units) = log_softmax(-F) exactly."""
+        n_units = units.shape[1]
+        label_weight, label_bias = self.weight[n_units:], self.visible_bias[n_units:]
+        pre = (units @ self.weight[:n_units] + self.hidden_bias)[:, None, :] + label_weight[None]
+        negative_free_energy = (units @ self.visible_bias[:n_units])[:, None] + label_bias[None] + F.softplus(pre).sum(2)
+        return negative_free_energy, torch.sigmoid(pre)
+
+    def conditional_wake_sleep(self, v: torch.Tensor, h_wake: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
+        """The ascent direction of log p(label | units) (Larochelle & Bengio 2008, eq. 6) in wake-sleep form.
+
+        Wake: units and the true label clamped, <v h>_wake. Sleep: units clamped, the label left free;
+        its equilibrium is exact, p(y | units), so <v h>_sleep = sum_y p(y | units) <v h>_{units, y}.
+        The visible biases of the units cancel between the phases.
+        """
+        units, label = v[:, :-self.n_labels], v[:, -self.n_labels:]
+        negative_free_energy, h_per_label = self.label_conditional(units)
+        label_probs = negative_free_energy.softmax(1)
+        h_sleep = torch.einsum("bl,blh->bh", label_probs, h_per_label)
+        n = len(v)
+        return {
+            self.weight: torch.cat([units.T @ (h_wake - h_sleep),
+                                    label.T @ h_wake - torch.einsum("bl,blh->lh", label_probs, h_per_label)]) / n,
+            self.visible_bias: torch.cat([torch.zeros_like(units[0]), (label - label_probs).mean(0)]),
+            self.hidden_bias: (h_wake - h_sleep).mean(0),
+        }
+
     def wake_sleep_step(self, optimizer: torch.optim.Optimizer, v_wake: torch.Tensor, h_wake: torch.Tensor,
-                        v_sleep: torch.Tensor) -> None:
-        """One update from <v h>_wake - <v h>_sleep (hidden probabilities, not samples, in both)."""
+                        v_sleep: torch.Tensor, discriminative: float = 0.0) -> None:
+        """One update from <v h>_wake - <v h>_sleep (hidden probabilities, not samples, in both), plus
+        `discriminative` times the conditional wake-sleep term (the hybrid of Larochelle & Bengio 2008)."""
         h_sleep = self.hidden_probs(v_sleep)
         ascent = {
             self.weight: v_wake.T @ h_wake / len(v_wake) - v_sleep.T @ h_sleep / len(v_sleep),
             self.visible_bias: v_wake.mean(0) - v_sleep.mean(0),
             self.hidden_bias: h_wake.mean(0) - h_sleep.mean(0),
         }
+        if discriminative:
+            for parameter, direction in self.conditional_wake_sleep(v_wake, h_wake).items():
+                ascent[parameter] += discriminative * direction
         for parameter, direction in ascent.items():
             parameter.grad = -direction  # the optimizer descends, the likelihood ascends
         optimizer.step()
@@ -107,17 +144,22 @@ class DeepBeliefNetConfig:
     sleep: str = field(default="cd", metadata={
         "choices": ("cd", "pcd"),
         "help": "where the sleep phase starts: 'cd' from the data, 'pcd' from persistent chains"})
+    top_sleep: str = field(default="same", metadata={
+        "choices": ("same", "cd", "pcd"),
+        "help": "where the top RBM's sleep phase starts (its chain is the one that dreams); 'same': as sleep"})
     chains: int = field(default=100, metadata={"help": "persistent sleep chains per RBM (pcd)"})
+    discriminative: float = field(default=0.0, metadata={
+        "help": "weight of the top RBM's conditional wake-sleep term, log p(label | features) (0: generative only)"})
     weight_decay: float = field(default=2e-4, metadata={"help": "L2 weight cost on the weights (not biases)"})
     momentum_warmup_steps: int = field(default=3000, metadata={
         "help": "updates at momentum 0.5 before switching to 0.9 (Hinton's guide)"})
 
     def __post_init__(self):
         self.hidden = layer_sizes(self.hidden)
-        if self.lr <= 0 or self.cd_k < 1 or self.chains < 1 or self.weight_decay < 0:
-            raise ValueError("need lr > 0, cd_k >= 1, chains >= 1 and weight_decay >= 0")
-        if self.sleep not in ("cd", "pcd"):
-            raise ValueError("sleep must be 'cd' or 'pcd'")
+        if self.lr <= 0 or self.cd_k < 1 or self.chains < 1 or self.weight_decay < 0 or self.discriminative < 0:
+            raise ValueError("need lr > 0, cd_k >= 1, chains >= 1, weight_decay >= 0 and discriminative >= 0")
+        if self.sleep not in ("cd", "pcd") or self.top_sleep not in ("same", "cd", "pcd"):
+            raise ValueError("sleep must be 'cd' or 'pcd', top_sleep 'same', 'cd' or 'pcd'")
 
 
 class DeepBeliefNet(Learner):
@@ -154,9 +196,10 @@ class DeepBeliefNet(Learner):
             if rbm.n_labels:
                 v = torch.cat([v, F.one_hot(y, self.n_classes).to(v)], 1)
             h = rbm.hidden_probs(v)  # wake phase; also the next RBM's data
-            if loss is None:  # reconstruction error of the first RBM: a progress signal, not what CD minimises
-                loss = (rbm.visible_probs(h) - v).pow(2).mean().item()
-            if self.config.sleep == "pcd":  # sleep phase: from the persistent chains...
+            if loss is None:  # pixel reconstruction error of the first RBM: a progress signal, not what CD minimises
+                loss = (rbm.visible_probs(h)[:, :x.shape[1]] - x).pow(2).mean().item()
+            sleep = self.config.top_sleep if rbm.n_labels and self.config.top_sleep != "same" else self.config.sleep
+            if sleep == "pcd":  # sleep phase: from the persistent chains...
                 chain = getattr(self, f"chain{j}")
                 sleep_probs, sleep_sample = rbm.gibbs(chain, self.config.cd_k, self.generator)
                 chain.copy_(sleep_sample)
@@ -164,7 +207,7 @@ class DeepBeliefNet(Learner):
                 sleep_probs, _ = rbm.gibbs(v, self.config.cd_k, self.generator, first_hidden_probs=h)
             for group in optimizer.param_groups:
                 group["momentum"] = momentum
-            rbm.wake_sleep_step(optimizer, v, h, sleep_probs)
+            rbm.wake_sleep_step(optimizer, v, h, sleep_probs, self.config.discriminative if rbm.n_labels else 0.0)
             v = h
         self.steps += 1
         return {"loss": loss}
@@ -172,13 +215,7 @@ class DeepBeliefNet(Learner):
     @torch.no_grad()
     def label_free_energies(self, x: torch.Tensor) -> torch.Tensor:
         """F(features, label) of the top RBM for every label: shape (batch, n_classes)."""
-        top = self.rbms[-1]
-        v = self.top_visible(x)
-        n_units = v.shape[1]
-        base = v @ top.weight[:n_units] + top.hidden_bias  # (batch, hidden)
-        label_weight, label_bias = top.weight[n_units:], top.visible_bias[n_units:]
-        hidden_terms = F.softplus(base[:, None, :] + label_weight[None]).sum(2)  # (batch, labels)
-        return -(v @ top.visible_bias[:n_units])[:, None] - label_bias[None] - hidden_terms
+        return -self.rbms[-1].label_conditional(self.top_visible(x))[0]
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,9 +224,9 @@ class DeepBeliefNet(Learner):
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
         first = self.rbms[0]
-        reconstruction = first.visible_probs(first.hidden_probs(x))
-        return {"error": error_rate(self.predict(x), y),
-                "reconstruction": (reconstruction - x).pow(2).mean().item()}
+        v = torch.cat([x, F.one_hot(y, self.n_classes).to(x)], 1) if first.n_labels else x
+        reconstruction = first.visible_probs(first.hidden_probs(v))[:, :x.shape[1]]
+        return {"error": error_rate(self.predict(x), y), "reconstruction": (reconstruction - x).pow(2).mean().item()}
 
     @torch.no_grad()
     def dream(self, labels: torch.Tensor, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:

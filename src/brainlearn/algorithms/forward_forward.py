@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Learner, error_rate, in_chunks, layer_sizes
+from .local import connection, map_sizes
 
 NEUTRAL = 0.1  # label-pixel value meaning "no label" (sec. 3.3)
 
@@ -64,6 +65,17 @@ def ff_loss(g_pos: torch.Tensor, g_neg: torch.Tensor, theta: float) -> torch.Ten
     return F.softplus(theta - g_pos).mean() + F.softplus(g_neg - theta).mean()
 
 
+def wrong_labels(y: torch.Tensor, logits: torch.Tensor | None, negatives: str, n_classes: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """A wrong label per row: uniformly ('random'), or ('hard') in proportion to the probability a softmax
+    with these `logits` gives it (Gumbel-max sampling)."""
+    if negatives == "random":
+        return (y + torch.randint(1, n_classes, y.shape, generator=generator)) % n_classes
+    uniform = torch.rand(logits.shape, generator=generator).clamp_min(1e-20)
+    scores = logits.log_softmax(1) - (-uniform.log()).log()
+    return scores.scatter(1, y[:, None], float("-inf")).argmax(1)
+
+
 @dataclass
 class ForwardForwardConfig:
     hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
@@ -77,6 +89,9 @@ class ForwardForwardConfig:
     classifier_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the linear softmax"})
     goodness_top_k: int = field(default=0, metadata={
         "help": "goodness evaluation: score only the top-k labels of the softmax (0 = all labels)"})
+    local_field: int = field(default=0, metadata={
+        "help": "0: dense layers; k: locally connected ones with k x k receptive fields (square images; "
+                "hidden sizes: units per location x pixels)"})
 
     def __post_init__(self):
         self.hidden = layer_sizes(self.hidden)
@@ -86,11 +101,39 @@ class ForwardForwardConfig:
             raise ValueError("threshold must be positive")
         if self.negatives not in ("hard", "random"):
             raise ValueError("negatives must be 'hard' or 'random'")
-        if self.goodness_top_k < 0:
-            raise ValueError("goodness_top_k must be >= 0")
+        if self.goodness_top_k < 0 or self.local_field < 0:
+            raise ValueError("goodness_top_k and local_field must be >= 0")
 
 
-class ForwardForward(Learner):
+class SoftmaxReadout:
+    """Method (a) of sec. 3.3 for an FF learner with `features(x)`, a linear `classifier` whose optimizer is the
+    last of its `optimizers`, and a goodness `predict(x)`: the softmax learns beside the FF layers, on their
+    detached activities, and both methods are evaluated."""
+
+    def train_readout(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """One step of the softmax; returns its (detached) logits and loss."""
+        with torch.no_grad():
+            feats = self.features(x)
+        logits = self.classifier(feats)
+        loss = F.cross_entropy(logits, y)
+        self.optimizers[-1].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers[-1].step()
+        return logits.detach(), loss.item()
+
+    @torch.no_grad()
+    def predict_softmax(self, x: torch.Tensor) -> torch.Tensor:
+        return in_chunks(lambda part: self.classifier(self.features(part)).argmax(1), x)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
+        result = {"error_softmax": error_rate(self.predict_softmax(x), y)}
+        if full:
+            result["error_goodness"] = error_rate(self.predict(x), y)
+        return result
+
+
+class ForwardForward(SoftmaxReadout, Learner):
     Config = ForwardForwardConfig
     name = "ff"
 
@@ -100,7 +143,8 @@ class ForwardForward(Learner):
         if n_inputs < n_classes:
             raise ValueError(f"need at least {n_classes} input pixels to write the label into")
         sizes = (n_inputs, *config.hidden)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        image = map_sizes(config.hidden, config.local_field, n_inputs)
+        self.layers = nn.ModuleList(connection(a, b, config.local_field, image) for a, b in zip(sizes[:-1], sizes[1:]))
         self.thetas = [config.threshold * width for width in config.hidden]
         # Layers whose activities classify: 2..N (all of them when there is only one).
         self.readout = list(range(1, len(self.layers))) or [0]
@@ -122,29 +166,15 @@ class ForwardForward(Learner):
         return torch.cat([layer_norm(acts[j]) for j in self.readout], 1)
 
     def negative_labels(self, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        if self.config.negatives == "random":
-            offset = torch.randint(1, self.n_classes, y.shape, generator=self.generator)
-            return (y + offset) % self.n_classes
-        # Hard: a wrong label in proportion to its softmax probability (Gumbel-max sampling).
-        uniform = torch.rand(logits.shape, generator=self.generator).clamp_min(1e-20)
-        scores = logits.log_softmax(1) - (-uniform.log()).log()
-        return scores.scatter(1, y[:, None], float("-inf")).argmax(1)
+        return wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        *layer_optimizers, classifier_optimizer = self.optimizers
-        with torch.no_grad():
-            feats = self.features(x)
-        logits = self.classifier(feats)
-        classifier_loss = F.cross_entropy(logits, y)
-        classifier_optimizer.zero_grad(set_to_none=True)
-        classifier_loss.backward()
-        classifier_optimizer.step()
-
-        y_neg = self.negative_labels(y, logits.detach())
+        logits, classifier_loss = self.train_readout(x, y)
+        y_neg = self.negative_labels(y, logits)
         batch = len(x)
         h = torch.cat([embed_label(x, y, self.n_classes), embed_label(x, y_neg, self.n_classes)])
         metrics = {}
-        for j, (layer, optimizer, theta) in enumerate(zip(self.layers, layer_optimizers, self.thetas)):
+        for j, (layer, optimizer, theta) in enumerate(zip(self.layers, self.optimizers, self.thetas)):
             y_j = F.relu(layer(layer_norm(h)))  # h is detached: no gradient reaches the layer below
             g = goodness(y_j)
             loss = ff_loss(g[:batch], g[batch:], theta)
@@ -154,7 +184,7 @@ class ForwardForward(Learner):
             h = y_j.detach()
             metrics[f"loss_layer{j + 1}"] = loss.item()
         metrics["loss"] = sum(metrics.values())
-        metrics["loss_classifier"] = classifier_loss.item()
+        metrics["loss_classifier"] = classifier_loss
         return metrics
 
     @torch.no_grad()
@@ -163,10 +193,6 @@ class ForwardForward(Learner):
         batch, k = candidates.shape
         acts = self.activities(embed_label(x.repeat_interleave(k, 0), candidates.reshape(-1), self.n_classes))
         return sum(goodness(acts[j]) for j in self.readout).view(batch, k)
-
-    @torch.no_grad()
-    def predict_softmax(self, x: torch.Tensor) -> torch.Tensor:
-        return in_chunks(lambda part: self.classifier(self.features(part)).argmax(1), x)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,10 +208,3 @@ class ForwardForward(Learner):
             return candidates.gather(1, best)[:, 0]
 
         return in_chunks(pick, x, chunk=500)
-
-    @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
-        result = {"error_softmax": error_rate(self.predict_softmax(x), y)}
-        if full:
-            result["error_goodness"] = error_rate(self.predict(x), y)
-        return result

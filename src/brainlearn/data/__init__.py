@@ -1,7 +1,8 @@
 """Data sets as float tensors in [0, 1], flattened, with integer labels.
 
 `load_dataset("digits")` needs no download (scikit-learn's bundled 8x8 digits);
-`load_dataset("mnist", data_dir)` reads the four IDX files, downloading them when missing.
+`load_dataset("mnist", data_dir)` reads the four IDX files and `load_dataset("cifar10", data_dir)`
+the python-version archive, downloading them when missing.
 The data directory is, in order: the `data_dir` argument (CLI `--data-dir`), the
 `BRAINLEARN_DATA` environment variable, else a per-user cache folder.
 """
@@ -18,7 +19,7 @@ from .download import DataError
 
 __all__ = ["DataError", "Dataset", "DATASETS", "load_dataset", "resolve_data_dir"]
 
-DATASETS = ("digits", "mnist")
+DATASETS = ("digits", "mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Dataset:
     y_train: torch.Tensor  # (n,) int64
     x_test: torch.Tensor
     y_test: torch.Tensor
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, ...]  # (height, width), or (channels, height, width) for colour
     n_classes: int = 10
 
     @property
@@ -67,4 +68,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         from .mnist import load_mnist
 
         return load_mnist(resolve_data_dir(data_dir) / "mnist", download=download)
+    if name == "cifar10":
+        from .cifar import load_cifar10
+
+        return load_cifar10(resolve_data_dir(data_dir) / "cifar10", download=download)
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

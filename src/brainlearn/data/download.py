@@ -1,7 +1,8 @@
 """Fetching and verifying data files: nothing unverified or half-written is ever left in place.
 
-A file counts as good when the sha256 of its *decompressed* content matches the published
-value (a recompressed .gz is still the same data set).
+A file counts as good when the checksum of its *decompressed* content matches the published
+value (a recompressed .gz is still the same data set): the sha256 of a .gz file's content, or the
+md5 of every member of an archive (see cifar.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -39,11 +41,12 @@ def verify(path: Path, sha256: str) -> None:
         raise DataError(f"{path} fails its checksum: sha256 of the content is {actual}, expected {sha256}")
 
 
-def download_verified(urls: list[str], dest: Path, sha256: str, timeout: float = 60.0) -> Path:
+def download_verified(urls: list[str], dest: Path, check: Callable[[Path], object], timeout: float = 60.0) -> Path:
     """Download `dest` from the first of `urls` that serves good content, atomically.
 
-    Each attempt goes to a temporary file beside `dest`, is verified, and only then renamed
-    into place; a failed or interrupted attempt leaves nothing behind.
+    Each attempt goes to a temporary file beside `dest`, is verified by `check` (which raises
+    DataError on bad content), and only then renamed into place; a failed or interrupted attempt
+    leaves nothing behind.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
@@ -57,7 +60,7 @@ def download_verified(urls: list[str], dest: Path, sha256: str, timeout: float =
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
-            verify(tmp, sha256)
+            check(tmp)
             os.replace(tmp, dest)
             return dest
         except (OSError, DataError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def ensure_file(folder: Path, name: str, download: bool, mirrors: list[str] = MI
     if not download:
         raise DataError(f"{path} is missing; run with downloads allowed, or point --data-dir / "
                         "BRAINLEARN_DATA at a folder whose mnist/ holds the four IDX .gz files.")
-    return download_verified([mirror + name for mirror in mirrors], path, sha256[name])
+    return download_verified([mirror + name for mirror in mirrors], path, partial(verify, sha256=sha256[name]))
 
 
 def load_mnist(folder: Path, download: bool = True, **fetch_options):

@@ -1,0 +1,168 @@
+"""Recurrent, GLOM-like Forward-Forward (Hinton 2022, sec. 3.4: "Using FF to model top-down effects in
+perception").
+
+A static image is treated as a boring video. Hidden layers 1..L are updated together at every time step
+from the layer-normalised activities of the step before, of the layer below (bottom-up), the layer above
+(top-down) and, as an option, of the layer itself (lateral). The image is layer 0, and the label, a
+one-hot vector clamped for the whole video, is layer L + 1:
+    z_l(t) = U_l LN(h_{l-1}(t-1)) + D_l LN(h_{l+1}(t-1)) [+ R_l LN(h_l(t-1))] + b_l
+    h_l(t) = damping h_l(t-1) + (1 - damping) relu(z_l(t))                      (synchronous, damped)
+Before step 1 the video starts from one bottom-up pass (U and b only).
+
+Learning is local in layers and in time: every layer at every step has its own FF loss on its own
+goodness G = |h_l(t)|^2 (eq. 1), and h(t-1) is detached, so no gradient crosses a layer or a step.
+Positive videos carry the right label, negative videos a wrong one, random or hard (drawn from a linear
+softmax on the activities of a video with the neutral label, as in the feed-forward version). Objectives:
+    "high": goodness above theta for positive data, below for negative (the feed-forward choice)
+    "low":  the inverse, low activity on positive data, the predictive-coding-like choice of sec. 3.4
+Classification runs one video per candidate label and picks the label whose goodness, summed over the
+hidden layers and the steps of `test_window` (Hinton: 3 to 5), is highest ("high") or lowest ("low").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Learner, in_chunks, layer_sizes
+from .forward_forward import NEUTRAL, SoftmaxReadout, ff_loss, goodness, layer_norm, wrong_labels
+from .local import connection, map_sizes
+
+
+@dataclass
+class RecurrentFFConfig:
+    hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
+    iterations: int = field(default=8, metadata={"help": "time steps of each video"})
+    damping: float = field(default=0.3, metadata={"help": "share of its old state a layer keeps at each step"})
+    lateral: bool = field(default=False, metadata={"help": "add each layer's own previous state as an input"})
+    objective: str = field(default="high", metadata={
+        "choices": ("high", "low"), "help": "goodness high ('high') or low ('low') for positive data"})
+    negatives: str = field(default="hard", metadata={
+        "choices": ("hard", "random"), "help": "wrong labels for negative videos"})
+    threshold: float = field(default=1.0, metadata={"help": "goodness threshold per unit: theta = threshold * width"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the recurrent net"})
+    classifier_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the linear softmax"})
+    test_window: tuple[int, ...] = field(default=(3, 5), metadata={
+        "help": "first and last step (from 1) whose goodness is summed to classify"})
+    local_field: int = field(default=0, metadata={
+        "help": "0: dense connections; k: locally connected ones (bottom-up, top-down, lateral) with k x k "
+                "receptive fields, as in Hinton's CIFAR-10 nets (square images; hidden sizes: units per "
+                "location x pixels); the label's connections stay dense"})
+
+    def __post_init__(self):
+        self.hidden, self.test_window = layer_sizes(self.hidden), tuple(self.test_window)
+        if self.iterations < 1 or not 0 <= self.damping < 1:
+            raise ValueError("need iterations >= 1 and 0 <= damping < 1")
+        if len(self.test_window) != 2 or not 1 <= self.test_window[0] <= self.test_window[1] <= self.iterations:
+            raise ValueError(f"test_window must be two steps FIRST LAST with 1 <= FIRST <= LAST <= {self.iterations}")
+        if self.objective not in ("high", "low") or self.negatives not in ("hard", "random"):
+            raise ValueError("objective must be 'high' or 'low', negatives 'hard' or 'random'")
+        if self.threshold <= 0 or self.lr <= 0 or self.classifier_lr <= 0 or self.local_field < 0:
+            raise ValueError("threshold and learning rates must be positive, local_field >= 0")
+
+
+class RecurrentFF(SoftmaxReadout, Learner):
+    Config = RecurrentFFConfig
+    name = "rff"
+
+    def __init__(self, n_inputs: int, n_classes: int, config: RecurrentFFConfig | None = None, seed: int = 0):
+        config = config or RecurrentFFConfig()
+        super().__init__(n_inputs, n_classes, config, seed)
+        sizes = (n_inputs, *config.hidden, n_classes)
+        hidden, local = range(1, len(sizes) - 1), config.local_field
+        image = map_sizes(config.hidden, local, n_inputs)
+        self.up = nn.ModuleList(connection(sizes[l - 1], sizes[l], local, image) for l in hidden)
+        self.down = nn.ModuleList(connection(sizes[l + 1], sizes[l], local, image, bias=False) for l in hidden)
+        self.lateral = nn.ModuleList(connection(sizes[l], sizes[l], local, image, bias=False) for l in hidden) \
+            if config.lateral else None
+        self.thetas = [config.threshold * width for width in config.hidden]
+        self.classifier = nn.Linear(sum(config.hidden), n_classes)
+        net = [p for name, p in self.named_parameters() if not name.startswith("classifier")]
+        self.optimizers = [torch.optim.Adam(net, lr=config.lr),
+                           torch.optim.Adam(self.classifier.parameters(), lr=config.classifier_lr)]
+
+    def first_pass(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The states before step 1: one bottom-up pass."""
+        states, below = [], x
+        for up in self.up:
+            below = F.relu(up(layer_norm(below)))
+            states.append(below)
+        return states
+
+    def step(self, x: torch.Tensor, label: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One synchronous, damped update of every hidden layer from the (detached) states of the step before."""
+        layers = [layer_norm(s) for s in (x, *(s.detach() for s in states), label)]
+        new = []
+        for l, state in enumerate(states):
+            drive = self.up[l](layers[l]) + self.down[l](layers[l + 2])
+            if self.lateral is not None:
+                drive = drive + self.lateral[l](layers[l + 1])
+            new.append(self.config.damping * state.detach() + (1 - self.config.damping) * F.relu(drive))
+        return new
+
+    def video(self, x: torch.Tensor, label: torch.Tensor):
+        """Yield the hidden states after each of the `iterations` steps, the label vector clamped on top."""
+        states = self.first_pass(x)
+        for _ in range(self.config.iterations):
+            states = self.step(x, label, states)
+            yield states
+
+    def one_hot(self, labels: torch.Tensor | None, rows: int) -> torch.Tensor:
+        if labels is None:
+            return torch.full((rows, self.n_classes), NEUTRAL)
+        return F.one_hot(labels, self.n_classes).float()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised activities at the last step of a video with the neutral label: the softmax's input."""
+        *_, states = self.video(x, self.one_hot(None, len(x)))
+        return torch.cat([layer_norm(s) for s in states], 1)
+
+    def layer_loss(self, g: torch.Tensor, theta: float, batch: int) -> torch.Tensor:
+        positive, negative = g[:batch], g[batch:]
+        if self.config.objective == "high":
+            return ff_loss(positive, negative, theta)
+        return ff_loss(negative, positive, theta)  # positives below theta, negatives above
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        logits, classifier_loss = self.train_readout(x, y)
+        y_neg = wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
+        batch = len(x)
+        both = torch.cat([x, x])
+        loss_per_layer = torch.zeros(len(self.thetas))
+        total = 0.0
+        for states in self.video(both, self.one_hot(torch.cat([y, y_neg]), 2 * batch)):
+            losses = torch.stack([self.layer_loss(goodness(s), theta, batch) for s, theta in zip(states, self.thetas)])
+            total = total + losses.sum()
+            loss_per_layer += losses.detach()
+        net_optimizer = self.optimizers[0]
+        net_optimizer.zero_grad(set_to_none=True)
+        total.backward()  # each loss reaches only its own layer's weights at its own step
+        net_optimizer.step()
+        metrics = {f"loss_layer{l + 1}": v / self.config.iterations for l, v in enumerate(loss_per_layer.tolist())}
+        metrics["loss"] = sum(metrics.values())
+        metrics["loss_classifier"] = classifier_loss
+        return metrics
+
+    @torch.no_grad()
+    def goodness_per_step(self, x: torch.Tensor, labels: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """(steps, layers, rows): each hidden layer's goodness at each of the first `steps` (default: all)
+        steps of the video with `labels`."""
+        video = zip(range(steps or self.config.iterations), self.video(x, self.one_hot(labels, len(x))))
+        return torch.stack([torch.stack([goodness(s) for s in states]) for _, states in video])
+
+    @torch.no_grad()
+    def label_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(rows, classes): goodness over the hidden layers and the test window, one video per candidate label."""
+        first, last = self.config.test_window
+        candidates = torch.arange(self.n_classes).repeat(len(x))
+        g = self.goodness_per_step(x.repeat_interleave(self.n_classes, 0), candidates, steps=last)
+        return g[first - 1:].sum((0, 1)).view(len(x), self.n_classes)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        pick = torch.argmax if self.config.objective == "high" else torch.argmin
+        return in_chunks(lambda part: pick(self.label_scores(part), 1), x, chunk=200)
+
