@@ -1,6 +1,6 @@
 """Deep belief net (RBMs by wake and sleep, labels on top) vs its backprop twin on real MNIST.
 
-    python benchmarks/dbn_vs_bp.py --data-dir ../shared/data          # default: 54 min measured on 1 thread
+    python benchmarks/dbn_vs_bp.py --data-dir ../shared/data          # default, 2 seeds: about 20 min a seed on 2 threads
     python benchmarks/dbn_vs_bp.py --data-dir ../shared/data --full   # 100 epochs
 
 Reports test error of both, seconds per epoch, how often the twin reads a dream as the clamped

@@ -366,8 +366,10 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
                 learner_config = RecurrentFFConfig(hidden=hidden, lr=lr, negatives=args.negatives)
                 options["objectives"] = tuple(dict.fromkeys(args.objectives))
             else:
-                learner_config = DeepBeliefNetConfig(hidden=hidden, lr=lr, top_sleep=given_or_preset("top_sleep"),
-                                                     discriminative=given_or_preset("discriminative"))
+                learner_config = DeepBeliefNetConfig(
+                    hidden=hidden, lr=lr, top_sleep=given_or_preset("top_sleep"),
+                    discriminative=given_or_preset("discriminative"),
+                    momentum_warmup_steps=preset.get("momentum_warmup_steps", DeepBeliefNetConfig.momentum_warmup_steps))
     except ValueError as error:
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)

@@ -171,7 +171,7 @@ CLAIMS = [
     Claim("Equilibrium Propagation", "The EP update equals the loss gradient as beta -> 0 (symmetric nudging: "
           "error O(beta^2))", "Theorem 1; Laborieux et al. 2021", "Scellier & Bengio 2017", "eqprop_vs_bp_mnist",
           f"python benchmarks/eqprop_vs_bp.py {MNIST}",
-          ours=lambda r: "at beta {}: cosine {:.4f}, relative error {:.3f} (symmetric); {:.4f}, {:.3f} (one-sided)".format(
+          ours=lambda r: "at beta {}: cosine {:.4f}, relative error {:.1e} (symmetric); {:.4f}, {:.1e} (one-sided)".format(
               _gradient_row(r, "symmetric")["beta"], *(_gradient_row(r, nudging)[key] for nudging in
                                                       ("symmetric", "one-sided") for key in ("cosine", "relative_error"))),
           differs=lambda r: None if _gradient_row(r, "symmetric")["cosine"] >= 0.99 else "cosine below 0.99",
