@@ -306,7 +306,7 @@ def run_local_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, c
         train_config = TrainConfig(epochs=chosen["epochs"], batch_size=args.batch_size, lr_schedule="cooldown")
         rff_config = RecurrentFFConfig(lr=args.lr, objective=args.objective, local_field=chosen["field"])
         BackpropConfig(lr=args.bp_lr)
-        local.LocallyConnected2d(1, 1, 1, 1, chosen["field"])  # an odd field
+        local.check_field(chosen["field"])
     except ValueError as error:
         parser.error(str(error))
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)

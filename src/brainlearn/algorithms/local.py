@@ -27,6 +27,11 @@ def square_image(n_inputs: int) -> tuple[int, int, int]:
     raise ValueError(f"locally connected layers need square images of 1 or 3 channels; {n_inputs} inputs are not")
 
 
+def check_field(field: int) -> None:
+    if field < 1 or field % 2 == 0:
+        raise ValueError(f"the receptive field must be an odd size, got {field}")
+
+
 class _Patches(torch.autograd.Function):
     """(batch, C, H, W) -> (H * W, C * field * field, batch): each location's zero-padded patch, batch innermost.
     The backward adds each of the field x field offsets back as one batched slice."""
@@ -60,8 +65,7 @@ class LocallyConnected2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, height: int, width: int, field: int, bias: bool = True):
         super().__init__()
-        if field < 1 or field % 2 == 0:
-            raise ValueError(f"the receptive field must be an odd size, got {field}")
+        check_field(field)
         self.in_channels, self.out_channels, self.height, self.width, self.field = (
             in_channels, out_channels, height, width, field)
         patch, locations = in_channels * field * field, height * width
