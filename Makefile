@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/recurrent_ff.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/ff_jitter.py --data-dir ../shared/data
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/local_speed.py
 	$(BIN)/python benchmarks/wave_rnn.py
 	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/mortal.py --dataset mnist --data-dir ../shared/data

@@ -5,9 +5,9 @@
 
 Writes benchmarks/results/local_vs_bp_cifar10.{json,md}: test errors, seconds per epoch, and the samples/s of
 one locally connected layer against a dense layer with as many weights. Slow on a CPU: on this 2-core machine
-one such layer trains on about 540 images/s (forward and backward, one thread; a dense layer with as many
-weights: about 12600), so a recurrent FF epoch takes hours; `--epochs`, `--maps` and `--field` trade the
-paper's setting for time.
+one such layer trains on 587 images/s (forward and backward, one thread; a dense layer with as many weights:
+12484; benchmarks/results/local_layer_speed_random.md, from benchmarks/local_speed.py), so a recurrent FF
+epoch takes hours; `--epochs`, `--maps` and `--field` trade the paper's setting for time.
 """
 
 import sys

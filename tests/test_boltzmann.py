@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from brainlearn.algorithms import DeepBeliefNetConfig
-from brainlearn.algorithms.boltzmann import RBM, ais_betas, ais_log_partition
+from brainlearn.algorithms.boltzmann import RBM, ais_betas, ais_log_partition, annealing
 from brainlearn.train import TrainConfig, fit, make_learner
 
 
@@ -43,6 +43,22 @@ def test_cd1_sleep_phase_reconstructs_a_state_the_model_holds():
     probs, sample = saturated_rbm().gibbs(torch.tensor([[1.0, 0.0]]), 1, torch.Generator().manual_seed(0))
     assert torch.allclose(probs, torch.tensor([[1.0, 0.0]]), atol=1e-4)
     assert torch.equal(sample, torch.tensor([[1.0, 0.0]]))
+
+
+def test_gibbs_at_zero_inverse_temperature_ignores_the_weights():
+    # p(v, h)^0 is uniform: every conditional probability is 1/2, whatever the weights.
+    probs, _ = saturated_rbm().gibbs(torch.tensor([[1.0, 0.0]]), 3, torch.Generator().manual_seed(0),
+                                     inverse_temperatures=torch.zeros(3))
+    assert torch.equal(probs, torch.full((1, 2), 0.5))
+
+
+def test_annealing_cools_to_one_over_the_first_half_then_stays():
+    betas = annealing(10, start_temperature=4.0)
+    assert betas[0] == 0.25 and torch.all(betas[5:] == 1.0)
+    assert torch.all(betas[1:] >= betas[:-1]) and betas[4] < 1.0
+    assert torch.equal(annealing(7, start_temperature=1.0), torch.ones(7))
+    with pytest.raises(ValueError, match="start_temperature"):
+        annealing(10, start_temperature=0.5)
 
 
 def test_wake_sleep_update_equals_hand_computation():
@@ -121,7 +137,8 @@ def test_free_energy_classification_is_exact_over_labels(trained_dbn, digits):
 
 def test_dreams_have_image_shape_and_pixel_range(trained_dbn):
     learner, _ = trained_dbn
-    dreams = learner.dream(torch.tensor([2, 2, 7]), steps=50)
+    dreams = learner.dream(torch.tensor([2, 2, 7]), 50, torch.Generator().manual_seed(0), start_temperature=3.0)
+    assert torch.equal(dreams, learner.dream(torch.tensor([2, 2, 7]), 50, torch.Generator().manual_seed(0), 3.0))
     assert dreams.shape == (3, 64)
     assert dreams.min() >= 0 and dreams.max() <= 1
     assert not math.isclose(dreams.std().item(), 0.0)

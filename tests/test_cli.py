@@ -86,6 +86,9 @@ def test_dream_refuses_a_label_out_of_range(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["dream", str(run / "checkpoint.pt"), "--label", "12"])
     assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dream", str(run / "checkpoint.pt"), "--start-temperature", "0.5"])
+    assert exit_info.value.code == 2
 
 
 def test_dbn_bench_writes_dreams_and_log_likelihood(tmp_path):
@@ -93,7 +96,9 @@ def test_dbn_bench_writes_dreams_and_log_likelihood(tmp_path):
             "--dream-steps", "20", "--ais-steps", "200", "--out-dir", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     result = json.loads((tmp_path / "dbn_vs_bp_digits.json").read_text())
-    assert {"dbn_error", "bp_error", "dream_agreement", "rbm1_test_log_likelihood"} <= set(result["summary"])
+    assert {"dbn_error", "bp_error", "dream_agreement", "dream_agreement_unannealed",
+            "rbm1_test_log_likelihood"} <= set(result["summary"])
+    assert result["dreams"] == {"per_label": 20, "steps": 20, "start_temperature": 2.0}
     assert result["dbn_config"]["top_sleep"] == "pcd" and result["dbn_config"]["discriminative"] == 10.0  # preset
     assert result["runs"][0]["dbn"]["ais"]["test_log_likelihood"] < 0
     assert (tmp_path / "dbn_dreams_digits.png").stat().st_size > 1000

@@ -86,3 +86,18 @@ def test_cifar_benchmark_runs_on_a_tiny_archive_of_the_real_format(tmp_path, mon
     assert result["depths"][0]["hidden"] == [1024, 1024] and result["rff_config"]["local_field"] == 3
     assert {"rff_error_goodness", "bp_error", "rff_seconds_per_epoch"} <= set(result["depths"][0]["summary"])
     assert result["local_layer_speed"]["local_weights"] == 1024 * 27
+
+
+def test_speed_benchmark_times_local_and_dense_layers_of_equal_weights(tmp_path):
+    import json
+
+    from brainlearn.cli import main
+
+    argv = ["bench", "local-speed", "--field", "3", "--batch-size", "8", "--repeats", "1", "--out-dir", str(tmp_path)]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "local_layer_speed_random.json").read_text())["rows"]
+    assert [row["local_weights"] for row in rows] == [28 * 28 * 1 * 9, 3 * 32 * 32 * 3 * 9]  # maps x pixels x (channels x field^2)
+    assert all(row["dense_weights"] <= row["local_weights"] and row["local_samples_per_s"] > 0 for row in rows)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "local-speed", "--field", "4", "--out-dir", str(tmp_path)])
+    assert exit_info.value.code == 2

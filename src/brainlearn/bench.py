@@ -140,6 +140,7 @@ BENCHMARK_CODE = {
     "rff_vs_bp": (recurrent_ff, forward_forward, backprop, train),
     "ff_jitter": (forward_forward, backprop, train),
     "local_vs_bp": (local, recurrent_ff, forward_forward, backprop, train),
+    "local_layer_speed": (local,),
     "wave_vs_irnn": (wave_rnn,),
     "scaling": (forward_forward, backprop, train, distributed, pipeline),
     "mortal": (forward_forward, backprop, train, hardware, distillation),
@@ -477,19 +478,38 @@ def local_layer_speed(channels: int, maps: int, height: int, width: int, field: 
             "local_samples_per_s": samples_per_s(layer), "dense_samples_per_s": samples_per_s(dense)}
 
 
+LOCAL_SPEED_SHAPES = {  # name: (input channels, units per pixel, side), as in the local-vs-bp presets
+    "MNIST-sized": (1, 1, 28), "CIFAR-10-sized": (3, 3, 32)}
+
+
+def local_speed_benchmark(field: int, batch: int, repeats: int, out_dir: Path, command: str) -> dict:
+    """`local_layer_speed` at MNIST and CIFAR-10 sizes, on random inputs (speed does not depend on the data)."""
+    started = environment()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"shape": name, "channels": channels, "maps": maps, "side": side,
+             **local_layer_speed(channels, maps, side, side, field, batch, repeats)}
+            for name, (channels, maps, side) in LOCAL_SPEED_SHAPES.items()]
+    return write_result("local_layer_speed", "random", command, started, [], {"batch_size": batch, "repeats": repeats},
+                        {"field": field, "rows": rows}, out_dir, _local_speed_markdown)
+
+
 def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_config: DeepBeliefNetConfig,
               bp_config: BackpropConfig, out_dir: Path, command: str, progress: bool = True,
               keep_runs: bool = False, dreams_per_label: int = 20, dream_steps: int = 1000,
-              ais_steps: int = 14500, ais_runs: int = 100) -> dict:
-    """Deep belief net and its BP twin: test errors, speed, dreams judged by the twin, AIS log-likelihood."""
+              dream_temperature: float = 2.0, ais_steps: int = 14500, ais_runs: int = 100) -> dict:
+    """Deep belief net and its BP twin: test errors, speed, dreams judged by the twin, AIS log-likelihood.
+
+    Dreams are made twice from the same seed: by the annealed chain (from `dream_temperature`) and, to show
+    what annealing buys, by a chain at T = 1 throughout."""
     started = environment()
     labels = torch.arange(data.n_classes).repeat_interleave(dreams_per_label)
     binary_test = (data.x_test > 0.5).float()  # AIS: the first RBM's likelihood of binarised test images
 
     def measure(learners, run):
         dbn, bp = learners["dbn"], learners["bp"]
-        dreams = dbn.dream(labels, steps=dream_steps, generator=torch.Generator().manual_seed(run["seed"]))
-        run["dbn"]["dream_agreement"] = 1.0 - error_rate(bp.predict(dreams), labels)
+        for key, temperature in (("dream_agreement_unannealed", 1.0), ("dream_agreement", dream_temperature)):
+            dreams = dbn.dream(labels, dream_steps, torch.Generator().manual_seed(run["seed"]), temperature)
+            run["dbn"][key] = 1.0 - error_rate(bp.predict(dreams), labels)
         run["dbn"]["dreams"] = dreams
         rbm = dbn.rbms[0]
         start = time.perf_counter()
@@ -510,14 +530,18 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
         "dbn_error": mean_over_runs(runs, "dbn", "error"),
         "bp_error": mean_over_runs(runs, "bp", "error"),
         "dream_agreement": mean_over_runs(runs, "dbn", "dream_agreement"),
+        "dream_agreement_unannealed": mean_over_runs(runs, "dbn", "dream_agreement_unannealed"),
         "rbm1_test_log_likelihood": statistics.mean(r["dbn"]["ais"]["test_log_likelihood"] for r in runs),
         **timing_summary(runs, "dbn", data), **timing_summary(runs, "bp", data),
     }
     summary["dbn_over_bp_time"] = summary["dbn_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
     result = write_result("dbn_vs_bp", data.name, command, started, seeds, asdict(train_config),
-                          {**_configs(configs), "summary": summary, "runs": runs}, out_dir, _dbn_markdown)
+                          {**_configs(configs), "dreams": {"per_label": dreams_per_label, "steps": dream_steps,
+                                                           "start_temperature": dream_temperature},
+                           "summary": summary, "runs": runs}, out_dir, _dbn_markdown)
     plots.image_grid(dreams.view(data.n_classes, dreams_per_label, -1)[:, :10], data.image_shape,
-                     trained_net_figure("dbn_vs_bp", 0, out_dir, data.name), f"Dreams with each label clamped (seed {seeds[0]})",
+                     trained_net_figure("dbn_vs_bp", 0, out_dir, data.name),
+                     f"Dreams with each label clamped, annealed from T = {dream_temperature:g} (seed {seeds[0]})",
                      row_labels=[str(c) for c in range(data.n_classes)])
     plots.receptive_fields(learners["dbn"].rbms[0].weight.T, data.image_shape,
                            trained_net_figure("dbn_vs_bp", 1, out_dir, data.name), "First RBM: weights of hidden units")
@@ -819,16 +843,36 @@ def _local_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _local_speed_markdown(result: dict) -> str:
+    field = result["field"]
+    lines = [f"Training samples/s (forward and backward) of one locally connected layer ({field}x{field} receptive "
+             "fields, no weight sharing) and of a dense layer with the same input and as many weights.", "",
+             "| input | local layer: weights | samples/s | dense layer: weights | samples/s | dense / local |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in result["rows"]:
+        lines.append(f"| {row['shape']}: {row['channels']} x {row['side']} x {row['side']}, {row['maps']} unit(s) per "
+                     f"pixel | {row['local_weights']} | {row['local_samples_per_s']:.0f} | {row['dense_weights']} | "
+                     f"{row['dense_samples_per_s']:.0f} | {row['dense_samples_per_s'] / row['local_samples_per_s']:.1f}x |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def _dbn_markdown(result: dict) -> str:
-    s = result["summary"]
+    s, dreams = result["summary"], result["dreams"]
     lines = [
-        "| test error | DBN (lowest free energy over labels) | BP twin | dreams the twin reads as the clamped label |",
-        "| --- | --- | --- | --- |",
-        f"| mean over seeds | {percent(s['dbn_error'])} | {percent(s['bp_error'])} | {percent(s['dream_agreement'])} |",
+        f"Dreams: {dreams['per_label']} per label, {dreams['steps']} Gibbs steps in the top RBM, each read by the BP "
+        f"twin; annealed from T = {dreams['start_temperature']:g} to 1 over the first half, or at T = 1 throughout.",
+        "",
+        "| test error | DBN (lowest free energy over labels) | BP twin | dreams read as the clamped label, annealed "
+        "| same, T = 1 throughout |",
+        "| --- | --- | --- | --- | --- |",
+        f"| mean over seeds | {percent(s['dbn_error'])} | {percent(s['bp_error'])} | {percent(s['dream_agreement'])} "
+        f"| {percent(s['dream_agreement_unannealed'])} |",
     ]
     for run in result["runs"]:
         lines.append(f"| seed {run['seed']} | {percent(run['dbn']['final']['error'])} | "
-                     f"{percent(run['bp']['final']['error'])} | {percent(run['dbn']['dream_agreement'])} |")
+                     f"{percent(run['bp']['final']['error'])} | {percent(run['dbn']['dream_agreement'])} | "
+                     f"{percent(run['dbn']['dream_agreement_unannealed'])} |")
     lines += _speed_row(s, "dbn", "bp") + [
         "",
         "| first RBM, AIS | log Z | test log-likelihood (nats, binarised test images) | AIS steps x runs | seconds |",

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="weight of the top RBM's conditional wake-sleep term (default: the preset's)")
     dbn_vs_bp.add_argument("--dream-steps", type=int, default=1000,
                            help="Gibbs steps in the top RBM per dream (default: %(default)s)")
+    dbn_vs_bp.add_argument("--dream-temperature", type=float, default=2.0,
+                           help="temperature each dream chain starts at, cooling to 1 over its first half "
+                                "(1: no annealing; default: %(default)s)")
     dbn_vs_bp.add_argument("--ais-steps", type=int, default=14500,
                            help="intermediate distributions of AIS (default: %(default)s, as Salakhutdinov & Murray)")
 
@@ -197,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     local_parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
     add_output_arguments(local_parser)
 
+    speed_parser = benchmarks.add_parser(
+        "local-speed", help="samples/s of a locally connected layer vs a dense layer with as many weights",
+        description=bench.local_speed_benchmark.__doc__)
+    speed_parser.add_argument("--field", type=int, default=11, help="receptive field side, odd (default: %(default)s)")
+    speed_parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    speed_parser.add_argument("--repeats", type=int, default=5, help="timed batches per layer (default: %(default)s)")
+    speed_parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"),
+                              help="where the JSON and Markdown go (default: %(default)s)")
+
     mortal_parser = benchmarks.add_parser(
         "mortal", help="FF vs BP on faulty hardware (black box, noise, drift, few bits); distillation",
         description=mortal.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--label", type=int, nargs="+", default=None, help="labels to clamp (default: all)")
     dream.add_argument("--count", type=int, default=10, help="dreams per label (default: %(default)s)")
     dream.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM (default: %(default)s)")
+    dream.add_argument("--start-temperature", type=float, default=2.0,
+                       help="temperature the chain starts at, cooling to 1 over its first half "
+                            "(1: no annealing; default: %(default)s)")
     dream.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     dream.add_argument("--out", type=Path, default=Path("dreams.png"), help="PNG grid to write (default: %(default)s)")
 
@@ -318,9 +333,19 @@ def run_local_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, c
                              args.bp_lr, args.out_dir, command, progress=not args.quiet, keep_runs=args.keep_runs)
 
 
+def run_local_speed_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    try:
+        local.check_field(args.field)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.batch_size < 1 or args.repeats < 1:
+        parser.error("need --batch-size >= 1 and --repeats >= 1")
+    return bench.local_speed_benchmark(args.field, args.batch_size, args.repeats, args.out_dir, command)
+
+
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
     run = {"wave-rnn": run_wave_bench, "scaling": run_scaling_bench, "mortal": run_mortal_bench,
-           "local-vs-bp": run_local_bench}.get(
+           "local-vs-bp": run_local_bench, "local-speed": run_local_speed_bench}.get(
         args.benchmark, run_learner_bench)
     result = run(args, parser, command)
     stem = args.out_dir / f"{result['benchmark']}_{result['dataset']}"
@@ -384,7 +409,10 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
         if args.jitter < 1:
             parser.error("--jitter must be >= 1")
         return bench.ff_jitter(*common, **options, jitter=args.jitter)
-    return bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, ais_steps=args.ais_steps)
+    if args.dream_steps < 1 or args.dream_temperature < 1:
+        parser.error("need --dream-steps >= 1 and --dream-temperature >= 1")
+    return bench.dbn_vs_bp(*common, **options, dream_steps=args.dream_steps, dream_temperature=args.dream_temperature,
+                           ais_steps=args.ais_steps)
 
 
 def without_option(argv: list[str], option: str) -> list[str]:
@@ -424,13 +452,16 @@ def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"{args.checkpoint} holds a {checkpoint['algorithm']!r} run; dreaming needs a 'dbn' one")
     learner = learner_from_checkpoint(checkpoint)
     labels = args.label if args.label is not None else list(range(learner.n_classes))
-    if args.count < 1 or args.steps < 1 or not all(0 <= label < learner.n_classes for label in labels):
-        parser.error(f"need --count >= 1, --steps >= 1 and labels in 0..{learner.n_classes - 1}")
+    if (args.count < 1 or args.steps < 1 or args.start_temperature < 1
+            or not all(0 <= label < learner.n_classes for label in labels)):
+        parser.error(f"need --count >= 1, --steps >= 1, --start-temperature >= 1 and labels in "
+                     f"0..{learner.n_classes - 1}")
     clamped = torch.tensor(labels).repeat_interleave(args.count)
-    dreams = learner.dream(clamped, steps=args.steps, generator=torch.Generator().manual_seed(args.seed))
+    dreams = learner.dream(clamped, args.steps, torch.Generator().manual_seed(args.seed), args.start_temperature)
     side = math.isqrt(learner.n_inputs)
     plots.image_grid(dreams.view(len(labels), args.count, -1), (side, side), args.out,
-                     f"Dreams after {args.steps} Gibbs steps", row_labels=[str(label) for label in labels])
+                     f"Dreams after {args.steps} Gibbs steps from T = {args.start_temperature:g}",
+                     row_labels=[str(label) for label in labels])
     print(f"wrote {args.out}: {args.count} dreams for each of labels {labels}")
 
 

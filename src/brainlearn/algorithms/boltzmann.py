@@ -18,7 +18,10 @@ beside the layer below's hidden units, so it models the joint of features and la
 layers learn on every minibatch from their own statistics (greedy in that no layer's update
 depends on those above). Classification clamps the image, and picks the label whose joint
 configuration has the lowest free energy in the top RBM (exact). Dreaming clamps a label,
-runs the top RBM's Gibbs chain, and passes the result down to the pixels.
+runs the top RBM's Gibbs chain, and passes the result down to the pixels. A chain started from noise
+can stay for thousands of steps in a mode that belongs to another label; so the chain is annealed
+(simulated annealing, Kirkpatrick et al. 1983): it starts hot, at p(v, h)^(1/T) with T > 1, where
+modes are shallow, and cools to T = 1 over the first half of its steps, then samples the model itself.
 
 As an option the top RBM also learns log p(label | features) (Larochelle & Bengio 2008, "Classification
 using discriminative restricted Boltzmann machines", eq. 6-7: their hybrid of it with log p(features, label)).
@@ -51,11 +54,11 @@ class RBM(nn.Module):
         self.visible_bias = nn.Parameter(torch.zeros(n_visible + n_labels), requires_grad=False)
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden), requires_grad=False)
 
-    def hidden_probs(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(v @ self.weight + self.hidden_bias)
+    def hidden_probs(self, v: torch.Tensor, inverse_temperature: float = 1.0) -> torch.Tensor:
+        return torch.sigmoid(inverse_temperature * (v @ self.weight + self.hidden_bias))
 
-    def visible_probs(self, h: torch.Tensor) -> torch.Tensor:
-        logits = h @ self.weight.T + self.visible_bias
+    def visible_probs(self, h: torch.Tensor, inverse_temperature: float = 1.0) -> torch.Tensor:
+        logits = inverse_temperature * (h @ self.weight.T + self.visible_bias)
         if not self.n_labels:
             return torch.sigmoid(logits)
         units, labels = logits.split([logits.shape[1] - self.n_labels, self.n_labels], 1)
@@ -69,17 +72,21 @@ class RBM(nn.Module):
         return torch.cat([torch.bernoulli(units, generator=generator), F.one_hot(label, self.n_labels).to(probs)], 1)
 
     def gibbs(self, v: torch.Tensor, steps: int, generator: torch.Generator, clamp: torch.Tensor | None = None,
-              first_hidden_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              first_hidden_probs: torch.Tensor | None = None,
+              inverse_temperatures: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`steps` rounds of h ~ p(h|v), v ~ p(v|h); returns (last visible probabilities, last sample).
 
         `clamp` (a boolean mask over visible units) holds those units at their values in `v`;
-        `first_hidden_probs` is p(h|v) for the starting `v` where the caller has it already.
+        `first_hidden_probs` is p(h|v) for the starting `v` where the caller has it already;
+        `inverse_temperatures` (one per step, default all 1) samples step t from p(v, h)^(1/T_t).
         """
         probs = v
         for step in range(steps):
-            h_probs = first_hidden_probs if step == 0 and first_hidden_probs is not None else self.hidden_probs(v)
+            beta = 1.0 if inverse_temperatures is None else inverse_temperatures[step].item()
+            h_probs = (first_hidden_probs if step == 0 and first_hidden_probs is not None
+                       else self.hidden_probs(v, beta))
             h = torch.bernoulli(h_probs, generator=generator)
-            probs = self.visible_probs(h)
+            probs = self.visible_probs(h, beta)
             sample = self.sample_visible(probs, generator)
             v = sample if clamp is None else torch.where(clamp, v, sample)
             probs = probs if clamp is None else torch.where(clamp, v, probs)
@@ -229,8 +236,12 @@ class DeepBeliefNet(Learner):
         return {"error": error_rate(self.predict(x), y), "reconstruction": (reconstruction - x).pow(2).mean().item()}
 
     @torch.no_grad()
-    def dream(self, labels: torch.Tensor, steps: int = 1000, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images (pixel probabilities) the net generates with each of `labels` clamped on top."""
+    def dream(self, labels: torch.Tensor, steps: int = 1000, generator: torch.Generator | None = None,
+              start_temperature: float = 2.0) -> torch.Tensor:
+        """Images (pixel probabilities) the net generates with each of `labels` clamped on top.
+
+        The top RBM's chain starts from noise at `start_temperature` and cools to 1 (see `annealing`).
+        """
         generator = generator or self.generator
         top = self.rbms[-1]
         n_units = top.weight.shape[0] - top.n_labels
@@ -238,11 +249,20 @@ class DeepBeliefNet(Learner):
                        F.one_hot(labels, self.n_classes).float()], 1)
         clamp = torch.zeros_like(v, dtype=torch.bool)
         clamp[:, n_units:] = True
-        probs, _ = top.gibbs(v, steps, generator, clamp=clamp)
+        probs, _ = top.gibbs(v, steps, generator, clamp=clamp, inverse_temperatures=annealing(steps, start_temperature))
         h = probs[:, :n_units]
         for rbm in reversed(self.rbms[:-1]):  # a top-down pass, probabilities all the way to the pixels
             h = rbm.visible_probs(h)
         return h
+
+
+def annealing(steps: int, start_temperature: float) -> torch.Tensor:
+    """Inverse temperatures for `steps` Gibbs steps: 1/T rises linearly from 1/`start_temperature` to 1 over
+    the first half of the steps and stays at 1 for the second half, which samples the model itself."""
+    if start_temperature < 1:
+        raise ValueError(f"start_temperature must be >= 1 (1: no annealing), got {start_temperature}")
+    cooling = steps // 2
+    return torch.cat([torch.linspace(1 / start_temperature, 1.0, cooling + 1)[:-1], torch.ones(steps - cooling)])
 
 
 def ais_log_partition(rbm: RBM, base_visible_mean: torch.Tensor, betas: torch.Tensor, runs: int = 100,
