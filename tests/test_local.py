@@ -96,7 +96,8 @@ def test_speed_benchmark_times_local_and_dense_layers_of_equal_weights(tmp_path)
     argv = ["bench", "local-speed", "--field", "3", "--batch-size", "8", "--repeats", "1", "--out-dir", str(tmp_path)]
     assert main(argv) == 0
     rows = json.loads((tmp_path / "local_layer_speed_random.json").read_text())["rows"]
-    assert [row["local_weights"] for row in rows] == [28 * 28 * 1 * 9, 3 * 32 * 32 * 3 * 9]  # maps x pixels x (channels x field^2)
+    # weights: units per pixel x pixels x (input channels x field^2)
+    assert [row["local_weights"] for row in rows] == [1 * 28 * 28 * 1 * 9, 3 * 32 * 32 * 3 * 9]
     assert all(row["dense_weights"] <= row["local_weights"] and row["local_samples_per_s"] > 0 for row in rows)
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "local-speed", "--field", "4", "--out-dir", str(tmp_path)])

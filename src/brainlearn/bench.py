@@ -214,6 +214,7 @@ def write_result(name: str, dataset: str, command: str, started: dict, seeds: li
         "benchmark": name, "dataset": dataset, "command": command, **started, "seeds": seeds,
         "train_config": train_config, **fields,
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{name}_{dataset}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     stem.with_suffix(".md").write_text("\n".join(markdown_header(result)) + "\n" + markdown_body(result))
@@ -485,7 +486,6 @@ LOCAL_SPEED_SHAPES = {  # name: (input channels, units per pixel, side), as in t
 def local_speed_benchmark(field: int, batch: int, repeats: int, out_dir: Path, command: str) -> dict:
     """`local_layer_speed` at MNIST and CIFAR-10 sizes, on random inputs (speed does not depend on the data)."""
     started = environment()
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"shape": name, "channels": channels, "maps": maps, "side": side,
              **local_layer_speed(channels, maps, side, side, field, batch, repeats)}
             for name, (channels, maps, side) in LOCAL_SPEED_SHAPES.items()]
@@ -510,7 +510,7 @@ def dbn_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, dbn_co
         for key, temperature in (("dream_agreement_unannealed", 1.0), ("dream_agreement", dream_temperature)):
             dreams = dbn.dream(labels, dream_steps, torch.Generator().manual_seed(run["seed"]), temperature)
             run["dbn"][key] = 1.0 - error_rate(bp.predict(dreams), labels)
-        run["dbn"]["dreams"] = dreams
+        run["dbn"]["dreams"] = dreams  # the annealed ones, made last, go to the figure
         rbm = dbn.rbms[0]
         start = time.perf_counter()
         log_z, log_z_error = ais_log_partition(rbm, data.x_train.mean(0), ais_betas(ais_steps), ais_runs,
