@@ -441,8 +441,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world)
     if world.is_main:
         print({k: v for k, v in history[-1].items() if k.startswith("error")})
-    if world.size > 1:
-        torch.distributed.destroy_process_group()
+    distributed.shutdown(world)
     return 0
 
 

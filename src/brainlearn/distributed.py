@@ -114,6 +114,20 @@ def init_from_env(timeout_s: float = 300.0) -> World:
     return World(dist.get_rank(), dist.get_world_size())
 
 
+def shutdown(world: World) -> None:
+    """Leave the process group in order, after this process's last collective.
+
+    Every rank first waits at a barrier until all have finished (rank 0 writes the checkpoint and the
+    exported weights after the last collective, so the others reach the end first). Only then does
+    each destroy the group. Without the barrier a rank that destroyed its group, or exited, while a
+    peer still held open gloo connections to it could make that peer's gloo threads abort the
+    process ("terminate called without an active exception", SIGABRT) after a finished run."""
+    if world.size == 1 or not dist.is_initialized():
+        return
+    collective(dist.barrier)
+    dist.destroy_process_group()
+
+
 def torchrun_command(nproc: int, argv: list[str], module: str = "brainlearn") -> list[str]:
     """The torchrun command line that runs `python -m MODULE ARGV` in `nproc` processes on this machine."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

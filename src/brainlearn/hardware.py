@@ -50,7 +50,7 @@ class Noise(Fault):
         self.generator = torch.Generator().manual_seed(seed)
 
     def _noisy(self, a: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(a.shape, generator=self.generator)
+        noise = torch.randn(a.shape, generator=self.generator).to(a.device)  # the same draws on every device
         if self.kind == "additive":
             return a + self.level * a.detach().pow(2).mean().sqrt() * noise
         return a * (1 + self.level * noise)
@@ -70,7 +70,7 @@ class Drift(Fault):
 
     @torch.no_grad()
     def drift(self, w: torch.Tensor, initial_rms: float) -> None:
-        w.add_(torch.randn(w.shape, generator=self.generator), alpha=self.rate * initial_rms)
+        w.add_(torch.randn(w.shape, generator=self.generator).to(w.device), alpha=self.rate * initial_rms)
 
     def describe(self) -> str:
         return f"drift {self.rate:g}/step"
@@ -156,7 +156,8 @@ def make_mortal(learner: nn.Module, fault: Fault = Fault(), box: BlackBox | None
     linears = [(name, module) for name, module in learner.named_modules() if isinstance(module, nn.Linear)]
     for index, (name, linear) in enumerate(linears):  # in the order the layers were built
         parent, _, attribute = name.rpartition(".")
-        learner.get_submodule(parent).add_module(attribute, MortalLinear(linear, fault, box if index == 1 else None))
+        mortal_linear = MortalLinear(linear, fault, box if index == 1 else None).to(linear.weight.device)
+        learner.get_submodule(parent).add_module(attribute, mortal_linear)
     mortal = {id(module.linear.weight): module for module in learner.modules() if isinstance(module, MortalLinear)}
     for optimizer in getattr(learner, "optimizers", []):
         stepped = [mortal[id(p)] for group in optimizer.param_groups for p in group["params"] if id(p) in mortal]

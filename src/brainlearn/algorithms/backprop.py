@@ -55,13 +55,13 @@ class Backprop(Learner):
         backward still runs, overlapping communication with computation."""
         object.__setattr__(self, "trained_net", DistributedDataParallel(self.net))
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         (optimizer,) = self.optimizers
         loss = F.cross_entropy(self.trained_net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,11 +3,14 @@
 A learner is an `nn.Module` built from `(n_inputs, n_classes, config, seed)` whose `Config`
 is a dataclass (the CLI makes one flag per field). It provides
 
-    train_step(x, y) -> dict of float metrics   one minibatch update (must report "loss")
+    train_step(x, y) -> dict of metrics         one minibatch update (must report "loss"); each value a 0-d
+                                                tensor on the learner's device (or a float), never read back
+                                                to the host, so a GPU step does not wait for the device
     predict(x) -> labels                        its primary way of classifying
     evaluate(x, y, full) -> {"error[...]": ...} test error(s); `full=False` may skip costly methods
     optimizers                                  the torch optimizers it steps (checkpointed, lr-scheduled)
-    generator                                   the torch.Generator for its own sampling (checkpointed)
+    generator                                   the torch.Generator for its own sampling, on its device
+                                                (checkpointed)
     data_parallel()                             average its updates across torch.distributed processes
 
 so the loop never knows which algorithm runs.
@@ -15,6 +18,7 @@ so the loop never knows which algorithm runs.
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 import torch
@@ -33,7 +37,19 @@ class Learner(nn.Module):
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizers: list[torch.optim.Optimizer] = []
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    @property
+    def device(self) -> torch.device:
+        return self.generator.device
+
+    def to_device(self, device: torch.device, seed: int) -> "Learner":
+        """Move the weights, buffers and (still empty) optimizer state to `device`; on another device than
+        the CPU the learner samples from a generator of that device, seeded with `seed`."""
+        self.to(device)
+        if device.type != self.generator.device.type:
+            self.generator = torch.Generator(device).manual_seed(seed)
+        return self
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,10 +75,18 @@ class Learner(nn.Module):
         }
 
     def load_training_state(self, state: dict) -> None:
+        """Restore a training state, written on this device or another: tensors go to this learner's device.
+        A generator state from another kind of device cannot be set here; the generator is then seeded from
+        a hash of it, so the resumed run is reproducible, though not bit for bit the run it continues."""
         self.load_state_dict(state["model"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(opt_state)
-        self.generator.set_state(state["generator"])
+            opt.load_state_dict(opt_state)  # moves the state to the parameters' device
+        generator_state = state["generator"]
+        if generator_state.numel() == self.generator.get_state().numel():
+            self.generator.set_state(generator_state)
+        else:
+            digest = hashlib.sha256(generator_state.numpy().tobytes()).digest()
+            self.generator.manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def layer_sizes(hidden) -> tuple[int, ...]:
@@ -71,6 +95,11 @@ def layer_sizes(hidden) -> tuple[int, ...]:
     if not hidden or min(hidden) < 1:
         raise ValueError("hidden must list one or more positive layer sizes")
     return hidden
+
+
+def detached(metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Metrics as detached tensors, left on the device (the loop reads them once per epoch)."""
+    return {key: value.detach() for key, value in metrics.items()}
 
 
 def error_rate(predicted: torch.Tensor, target: torch.Tensor) -> float:

@@ -204,7 +204,7 @@ class DeepBeliefNet(Learner):
                 v = torch.cat([v, F.one_hot(y, self.n_classes).to(v)], 1)
             h = rbm.hidden_probs(v)  # wake phase; also the next RBM's data
             if loss is None:  # pixel reconstruction error of the first RBM: a progress signal, not what CD minimises
-                loss = (rbm.visible_probs(h)[:, :x.shape[1]] - x).pow(2).mean().item()
+                loss = (rbm.visible_probs(h)[:, :x.shape[1]] - x).pow(2).mean()
             sleep = self.config.top_sleep if rbm.n_labels and self.config.top_sleep != "same" else self.config.sleep
             if sleep == "pcd":  # sleep phase: from the persistent chains...
                 chain = getattr(self, f"chain{j}")
@@ -243,9 +243,10 @@ class DeepBeliefNet(Learner):
         The top RBM's chain starts from noise at `start_temperature` and cools to 1 (see `annealing`).
         """
         generator = generator or self.generator
+        labels = labels.to(self.device)
         top = self.rbms[-1]
         n_units = top.weight.shape[0] - top.n_labels
-        v = torch.cat([torch.bernoulli(torch.full((len(labels), n_units), 0.5), generator=generator),
+        v = torch.cat([torch.bernoulli(torch.full((len(labels), n_units), 0.5, device=self.device), generator=generator),
                        F.one_hot(labels, self.n_classes).float()], 1)
         clamp = torch.zeros_like(v, dtype=torch.bool)
         clamp[:, n_units:] = True
@@ -276,7 +277,7 @@ def ais_log_partition(rbm: RBM, base_visible_mean: torch.Tensor, betas: torch.Te
     """
     if rbm.n_labels:
         raise ValueError("AIS here is for an RBM without label units")
-    generator = generator or torch.Generator().manual_seed(0)
+    generator = generator or torch.Generator(rbm.weight.device).manual_seed(0)
     mean = base_visible_mean.clamp(1e-3, 1 - 1e-3)
     base_bias = torch.log(mean) - torch.log1p(-mean)
     log_z_base = F.softplus(base_bias).sum().item() + rbm.hidden_bias.numel() * math.log(2)
@@ -287,7 +288,7 @@ def ais_log_partition(rbm: RBM, base_visible_mean: torch.Tensor, betas: torch.Te
 
     with torch.no_grad():
         v = torch.bernoulli(mean.expand(runs, -1), generator=generator)
-        log_w = torch.zeros(runs, dtype=torch.float64)
+        log_w = torch.zeros(runs, dtype=torch.float64, device=v.device)
         for previous, beta in zip(betas[:-1].tolist(), betas[1:].tolist()):
             log_w += (log_p_star(v, beta) - log_p_star(v, previous)).double()
             # A Gibbs transition that leaves p_beta invariant.

@@ -98,7 +98,7 @@ class EquilibriumProp(Learner):
                 if k < last:
                     drive = drive + layers[k + 1] @ self.weights[k + 1].T
                 grad = s - drive  # dE/ds_k, with rho' = 1 inside the box
-                if k == last and beta:
+                if k == last and target is not None:
                     grad = grad + beta * (s - target)  # beta dC/dy
                 new_states.append((s - self.config.step_size * grad).clamp(0.0, 1.0))
             states = new_states
@@ -126,20 +126,21 @@ class EquilibriumProp(Learner):
         return [(a - b) / scale for a, b in zip(self.energy_gradients(x, plus), self.energy_gradients(x, minus))]
 
     @torch.no_grad()
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         target = F.one_hot(y, self.n_classes).to(x)
         free = self.free_phase(x)
         beta = self.config.beta
-        if self.config.nudging == "random" and torch.rand((), generator=self.generator) < 0.5:
-            beta = -beta
+        if self.config.nudging == "random":  # the sign drawn on the device: no wait for it
+            flip = torch.rand((), generator=self.generator, device=self.device) < 0.5
+            beta = torch.where(flip, -beta, beta)
         grads = self.ep_gradient(x, target, free, beta, symmetric=self.config.nudging == "symmetric")
         params = [p for pair in zip(self.weights, self.biases) for p in pair]
         for param, grad in zip(params, grads):
             param.grad = grad
         self.optimizers[0].step()
         output = free[-1]
-        return {"loss": 0.5 * (output - target).pow(2).sum(1).mean().item(),
-                "train_error": (output.argmax(1) != y).float().mean().item()}
+        return {"loss": 0.5 * (output - target).pow(2).sum(1).mean(),
+                "train_error": (output.argmax(1) != y).float().mean()}
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

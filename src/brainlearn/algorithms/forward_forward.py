@@ -70,8 +70,8 @@ def wrong_labels(y: torch.Tensor, logits: torch.Tensor | None, negatives: str, n
     """A wrong label per row: uniformly ('random'), or ('hard') in proportion to the probability a softmax
     with these `logits` gives it (Gumbel-max sampling)."""
     if negatives == "random":
-        return (y + torch.randint(1, n_classes, y.shape, generator=generator)) % n_classes
-    uniform = torch.rand(logits.shape, generator=generator).clamp_min(1e-20)
+        return (y + torch.randint(1, n_classes, y.shape, generator=generator, device=y.device)) % n_classes
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device).clamp_min(1e-20)
     scores = logits.log_softmax(1) - (-uniform.log()).log()
     return scores.scatter(1, y[:, None], float("-inf")).argmax(1)
 
@@ -110,7 +110,7 @@ class SoftmaxReadout:
     last of its `optimizers`, and a goodness `predict(x)`: the softmax learns beside the FF layers, on their
     detached activities, and both methods are evaluated."""
 
-    def train_readout(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def train_readout(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of the softmax; returns its (detached) logits and loss."""
         with torch.no_grad():
             feats = self.features(x)
@@ -119,7 +119,7 @@ class SoftmaxReadout:
         self.optimizers[-1].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers[-1].step()
-        return logits.detach(), loss.item()
+        return logits.detach(), loss.detach()
 
     @torch.no_grad()
     def predict_softmax(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +168,7 @@ class ForwardForward(SoftmaxReadout, Learner):
     def negative_labels(self, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, classifier_loss = self.train_readout(x, y)
         y_neg = self.negative_labels(y, logits)
         batch = len(x)
@@ -182,8 +182,8 @@ class ForwardForward(SoftmaxReadout, Learner):
             loss.backward()
             optimizer.step()
             h = y_j.detach()
-            metrics[f"loss_layer{j + 1}"] = loss.item()
-        metrics["loss"] = sum(metrics.values())
+            metrics[f"loss_layer{j + 1}"] = loss.detach()
+        metrics["loss"] = sum(value.double() for value in metrics.values())
         metrics["loss_classifier"] = classifier_loss
         return metrics
 
@@ -203,7 +203,7 @@ class ForwardForward(SoftmaxReadout, Learner):
             if 0 < k < self.n_classes:
                 candidates = self.classifier(self.features(part)).topk(k, 1).indices
             else:
-                candidates = torch.arange(self.n_classes).expand(len(part), -1)
+                candidates = torch.arange(self.n_classes, device=part.device).expand(len(part), -1)
             best = self.label_goodness(part, candidates).argmax(1, keepdim=True)
             return candidates.gather(1, best)[:, 0]
 

@@ -112,7 +112,7 @@ class RecurrentFF(SoftmaxReadout, Learner):
 
     def one_hot(self, labels: torch.Tensor | None, rows: int) -> torch.Tensor:
         if labels is None:
-            return torch.full((rows, self.n_classes), NEUTRAL)
+            return torch.full((rows, self.n_classes), NEUTRAL, device=self.device)
         return F.one_hot(labels, self.n_classes).float()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,12 +126,12 @@ class RecurrentFF(SoftmaxReadout, Learner):
             return ff_loss(positive, negative, theta)
         return ff_loss(negative, positive, theta)  # positives below theta, negatives above
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, classifier_loss = self.train_readout(x, y)
         y_neg = wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
         batch = len(x)
         both = torch.cat([x, x])
-        loss_per_layer = torch.zeros(len(self.thetas))
+        loss_per_layer = torch.zeros(len(self.thetas), device=x.device)
         total = 0.0
         for states in self.video(both, self.one_hot(torch.cat([y, y_neg]), 2 * batch)):
             losses = torch.stack([self.layer_loss(goodness(s), theta, batch) for s, theta in zip(states, self.thetas)])
@@ -141,7 +141,8 @@ class RecurrentFF(SoftmaxReadout, Learner):
         net_optimizer.zero_grad(set_to_none=True)
         total.backward()  # each loss reaches only its own layer's weights at its own step
         net_optimizer.step()
-        metrics = {f"loss_layer{l + 1}": v / self.config.iterations for l, v in enumerate(loss_per_layer.tolist())}
+        per_layer = loss_per_layer.double() / self.config.iterations
+        metrics = {f"loss_layer{l + 1}": value for l, value in enumerate(per_layer)}
         metrics["loss"] = sum(metrics.values())
         metrics["loss_classifier"] = classifier_loss
         return metrics
@@ -157,7 +158,7 @@ class RecurrentFF(SoftmaxReadout, Learner):
     def label_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(rows, classes): goodness over the hidden layers and the test window, one video per candidate label."""
         first, last = self.config.test_window
-        candidates = torch.arange(self.n_classes).repeat(len(x))
+        candidates = torch.arange(self.n_classes, device=x.device).repeat(len(x))
         g = self.goodness_per_step(x.repeat_interleave(self.n_classes, 0), candidates, steps=last)
         return g[first - 1:].sum((0, 1)).view(len(x), self.n_classes)
 

@@ -10,7 +10,7 @@ The data directory is, in order: the `data_dir` argument (CLI `--data-dir`), the
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +35,13 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
+
+    def to(self, device: torch.device) -> "Dataset":
+        """The same data set with its tensors on `device` (itself if they are there already)."""
+        if self.x_train.device == device or (device.type == "cpu" and self.x_train.device.type == "cpu"):
+            return self
+        return replace(self, **{name: getattr(self, name).to(device)
+                                for name in ("x_train", "y_train", "x_test", "y_test")})
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
