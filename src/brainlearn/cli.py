@@ -1,7 +1,8 @@
 """`brainlearn train | eval | bench | dream | probe | report`: every learner flag comes from a config dataclass field.
 
 Bad flags or values print a message and exit with code 2 (argparse's convention); a data
-problem or a diverging run prints one clear line and exits with code 1.
+problem, a file that cannot be read or written, a run folder in use, or a diverging run prints
+one clear line and exits with code 1. Neither prints a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, Equili
                          ForwardForwardConfig, RecurrentFFConfig, local)
 from .data import DATASETS, DataError, load_dataset
 from .distributed import DistributedError
-from .train import DivergedError, TrainConfig, fit, learner_from_checkpoint, load_checkpoint, make_learner
+from .runfolder import CHECKPOINT, RunFolderError, check_usable, os_problem
+from .train import (RESUMABLE_CHANGES, CheckpointError, DivergedError, TrainConfig, chance_warning, check_fits,
+                    config_from_dict, differences, fit, learner_from_file, load_checkpoint, make_learner,
+                    resolve_device)
 
 EPILOG = """examples:
   brainlearn train ff --dataset digits --epochs 30 --run-dir runs/ff
@@ -39,16 +43,17 @@ EPILOG = """examples:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str,
-                         skip: tuple[str, ...] = ()) -> None:
-    """One --flag per dataclass field (but those in `skip`), typed, with the field's help and choices."""
+                         skip: tuple[str, ...] = (), defaults: bool = True) -> None:
+    """One --flag per dataclass field (but those in `skip`), typed, with the field's help and choices.
+    `defaults=False`: a flag not given leaves no attribute (to tell which flags a command line names)."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
         if f.name in skip:
             continue
         kind = hints[f.name]
-        options = {"help": f"{f.metadata.get('help', '')} (default: %(default)s)", "default": f.default,
-                   "dest": f.name}
+        options = {"help": f"{f.metadata.get('help', '')} (default: %(default)s)",
+                   "default": f.default if defaults else argparse.SUPPRESS, "dest": f.name}
         if typing.get_origin(kind) is tuple:
             options.update(nargs="+", type=typing.get_args(kind)[0], metavar="N")
         elif kind is bool:
@@ -66,10 +71,16 @@ def config_from_args(config_class: type, args: argparse.Namespace, parser: argpa
         parser.error(str(error))  # exits with code 2
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = "digits") -> None:
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N (default: %(default)s)")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = "digits",
+                       default_help: str = "%(default)s") -> None:
     parser.add_argument("--dataset", choices=DATASETS, default=default,
                         help="digits: scikit-learn's bundled 8x8 digits (no download); mnist: the IDX files "
-                             "(default: %(default)s)")
+                             f"(default: {default_help})")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding mnist/ (default: $BRAINLEARN_DATA, else ~/.cache/brainlearn; "
                              "missing files are downloaded and checksummed)")
@@ -88,10 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
         doc = sys.modules[learner.__module__].__doc__
         sub = algorithms.add_parser(name, help=doc.strip().splitlines()[0], description=doc,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_data_arguments(sub)
+        add_data_arguments(sub, default=None, default_help="digits, or with --resume the run's own")
         sub.add_argument("--run-dir", type=Path, default=Path("runs") / name,
-                         help="where checkpoint.pt and metrics.jsonl go (default: %(default)s)")
-        sub.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+                         help="where checkpoint.pt and metrics.jsonl go; held by one run at a time (default: "
+                              "%(default)s)")
+        mode = sub.add_mutually_exclusive_group()
+        mode.add_argument("--resume", action="store_true",
+                          help="continue the run in --run-dir from its checkpoint, with its settings (more --epochs "
+                               "extend it; --device may differ)")
+        mode.add_argument("--overwrite", action="store_true",
+                          help="delete the run already in --run-dir and start a new one there")
         sub.add_argument("--nproc", type=int, default=1,
                          help="data-parallel processes on this machine, started by torchrun; --batch-size is the "
                               "global batch (default: %(default)s)")
@@ -102,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_arguments(sub, learner.Config, f"{name} learner")
 
     evaluate = commands.add_parser("eval", help="test error of a saved checkpoint, by every evaluation method")
-    evaluate.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by `brainlearn train`")
-    add_data_arguments(evaluate, default=None)
+    evaluate.add_argument("checkpoint", type=Path,
+                          help="a checkpoint.pt or model.safetensors written by `brainlearn train`")
+    add_data_arguments(evaluate, default=None, default_help="the one it was trained on")
+    add_device_argument(evaluate)
 
     bench_parser = commands.add_parser("bench", help="benchmarks that compare a learner with its backprop twin")
     benchmarks = bench_parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -234,12 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "(1: no annealing; default: %(default)s)")
     dream.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     dream.add_argument("--out", type=Path, default=Path("dreams.png"), help="PNG grid to write (default: %(default)s)")
+    add_device_argument(dream)
 
     probe_parser = commands.add_parser("probe", help="record units of a trained net: activities and tuning curves",
                                        description=probe.__doc__,
                                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    probe_parser.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by `brainlearn train`")
-    add_data_arguments(probe_parser, default=None)
+    probe_parser.add_argument("checkpoint", type=Path,
+                              help="a checkpoint.pt or model.safetensors written by `brainlearn train`")
+    add_data_arguments(probe_parser, default=None, default_help="the one it was trained on")
+    add_device_argument(probe_parser)
     probe_parser.add_argument("--layer", nargs="+", default=None, help="layers to record (default: all)")
     probe_parser.add_argument("--units", type=int, nargs="+", default=None, help="unit indices (default: all)")
     probe_parser.add_argument("--count", type=int, default=1000, help="test images to show (default: %(default)s)")
@@ -269,6 +291,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help
     parser.add_argument("--lr", type=float, nargs=lr_nargs, help=f"{lr_help} (default: the preset's)")
     parser.add_argument("--bp-lr", type=float, help="the BP twin's Adam learning rate (default: the preset's)")
     parser.add_argument("--keep-runs", action="store_true", help="also keep each run's checkpoint and log")
+    add_device_argument(parser)
+    parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
+                        help="float32 matmuls on CUDA: exact, or TensorFloat-32 (default: %(default)s)")
     add_output_arguments(parser)
 
 
@@ -364,6 +389,10 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
         return value if value is not None else preset.get(flag, default)
 
     bp_lr = given_or_preset("bp_lr")
+    try:
+        resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     options = {"progress": not args.quiet, "keep_runs": args.keep_runs}
     try:
         if args.benchmark == "eqprop-vs-bp":
@@ -374,13 +403,15 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
             overrides = {key: getattr(args, key) for key in ("free_steps", "nudged_steps", "beta", "nudging")
                          if getattr(args, key) is not None}
             train_configs = [TrainConfig(epochs=args.epochs if args.epochs is not None else arch["epochs"],
-                                         batch_size=given_or_preset("batch_size", 100), lr_schedule="cooldown")
+                                         batch_size=given_or_preset("batch_size", 100), lr_schedule="cooldown",
+                                         device=args.device, precision=args.precision)
                              for arch in architectures]
             ep_configs = [EquilibriumPropConfig(**{**{k: v for k, v in arch.items() if k != "epochs"}, **overrides})
                           for arch in architectures]
         else:
             train_config = TrainConfig(epochs=given_or_preset("epochs"), batch_size=given_or_preset("batch_size", 100),
-                                       lr_schedule="cooldown", eval_every=1)
+                                       lr_schedule="cooldown", eval_every=1, device=args.device,
+                                       precision=args.precision)
             hidden = tuple(given_or_preset("hidden"))
             lr = given_or_preset("lr")
             bp_config = BackpropConfig(hidden=hidden, lr=bp_lr)
@@ -425,38 +456,120 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return kept
 
 
+def given_config_values(config_class: type, argv: list[str]) -> dict:
+    """The fields of `config_class` that `argv` sets explicitly, with their parsed values."""
+    named = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    add_config_arguments(named, config_class, "", defaults=False)
+    return vars(named.parse_known_args(argv)[0])
+
+
+def resumed_configs(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]):
+    """The stored run's (train config, learner config, data set), with the flags this command line gives on top.
+    A flag that would change the run's architecture or recipe is refused, listing the differences."""
+    learner_class = ALGORITHMS[args.algorithm]
+    checkpoint = load_checkpoint(args.run_dir / CHECKPOINT)
+    if checkpoint["algorithm"] != args.algorithm:
+        parser.error(f"{args.run_dir} holds a {checkpoint['algorithm']!r} run, not {args.algorithm!r}")
+    given_train = given_config_values(TrainConfig, argv)
+    given_learner = given_config_values(learner_class.Config, argv)
+    stored_train, stored_learner = checkpoint["train_config"], checkpoint["learner_config"]
+    changed = differences(stored_learner, {**stored_learner, **given_learner})
+    changed += differences(stored_train, {**stored_train, **given_train},
+                           [key for key in given_train if key not in RESUMABLE_CHANGES])
+    if args.dataset is not None and args.dataset != checkpoint["dataset"]:
+        changed.append(f"dataset: {checkpoint['dataset']!r} -> {args.dataset!r}")
+    if changed:
+        parser.error(f"--resume continues the run in {args.run_dir} with its own settings; these flags differ from "
+                     f"them: {'; '.join(changed)} (only --epochs and --device may change)")
+    try:
+        train_config = TrainConfig(**{**stored_train, **given_train})
+        learner_config = config_from_dict(args.algorithm, stored_learner)
+    except ValueError as error:
+        parser.error(str(error))
+    if train_config.epochs < checkpoint["epoch"]:
+        parser.error(f"{args.run_dir} has already trained {checkpoint['epoch']} epochs; --epochs {train_config.epochs} "
+                     "cannot shorten it")
+    return train_config, learner_config, checkpoint["dataset"], checkpoint["epoch"]
+
+
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """Check everything that can be checked here, then train (in this process, or in --nproc processes)."""
     if args.nproc < 1 or args.dist_timeout <= 0:
         parser.error("--nproc must be >= 1 and --dist-timeout > 0")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # start the processes; each comes back here
-        return subprocess.call(distributed.torchrun_command(args.nproc, without_option(argv, "--nproc")))
-    train_config = config_from_args(TrainConfig, args, parser)
-    learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
-    world = distributed.init_from_env(args.dist_timeout)
+    launcher = args.nproc > 1 and "WORLD_SIZE" not in os.environ
+    done = 0
+    if args.resume:
+        if not (args.run_dir / CHECKPOINT).is_file():
+            raise RunFolderError(f"nothing to resume: no {CHECKPOINT} in {args.run_dir}")
+        train_config, learner_config, dataset, done = resumed_configs(args, parser, argv)
+    else:
+        train_config = config_from_args(TrainConfig, args, parser)
+        learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
+        dataset = args.dataset or "digits"
+    try:
+        resolve_device(train_config.device)
+    except ValueError as error:
+        parser.error(str(error))
+    if train_config.batch_size % args.nproc:
+        parser.error(f"--batch-size {train_config.batch_size} (the global batch) must divide among --nproc "
+                     f"{args.nproc} processes")
+    if done == train_config.epochs:
+        print(f"nothing to train: {args.run_dir} already holds all {done} epochs (give --epochs N > {done} to "
+              "extend it)", file=sys.stderr)
+        return 0
+    data = load_dataset(dataset, args.data_dir, download=not args.no_download)  # downloads once, before any process
     try:  # some settings can only be checked against the data (local fields need square images)
         learner = make_learner(args.algorithm, data.n_features, data.n_classes, learner_config, train_config.seed)
     except ValueError as error:
         parser.error(str(error))
-    history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world)
+    if launcher:  # start the processes; each comes back here and trains
+        check_usable(args.run_dir, args.resume, args.overwrite)
+        argv = [*without_option(argv, "--nproc"), "--dataset", dataset]
+        return subprocess.call(distributed.torchrun_command(args.nproc, argv))
+    world = distributed.init_from_env(args.dist_timeout)
+    history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world,
+                  overwrite=args.overwrite)
     if world.is_main:
         print({k: v for k, v in history[-1].items() if k.startswith("error")})
+        warning = chance_warning(history, data.n_classes)
+        if warning:
+            print(f"brainlearn: warning: {warning}", file=sys.stderr)
     distributed.shutdown(world)
     return 0
 
 
+def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """(learner, data set) for eval and probe: the data set it was trained on unless --dataset names one, checked
+    against the learner's sizes."""
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    learner, trained_on = learner_from_file(args.checkpoint, device)
+    name = args.dataset or trained_on
+    if not name:
+        parser.error(f"{args.checkpoint} does not say which data set it was trained on; give --dataset")
+    data = load_dataset(name, args.data_dir, download=not args.no_download)
+    check_fits(learner, data, str(args.checkpoint))
+    return learner, data.to(device)
+
+
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    checkpoint = load_checkpoint(args.checkpoint)
-    if checkpoint["algorithm"] != "dbn":
-        parser.error(f"{args.checkpoint} holds a {checkpoint['algorithm']!r} run; dreaming needs a 'dbn' one")
-    learner = learner_from_checkpoint(checkpoint)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    learner, _ = learner_from_file(args.checkpoint, device)
+    if learner.name != "dbn":
+        parser.error(f"{args.checkpoint} holds a {learner.name!r} run; dreaming needs a 'dbn' one")
     labels = args.label if args.label is not None else list(range(learner.n_classes))
     if (args.count < 1 or args.steps < 1 or args.start_temperature < 1
             or not all(0 <= label < learner.n_classes for label in labels)):
         parser.error(f"need --count >= 1, --steps >= 1, --start-temperature >= 1 and labels in "
                      f"0..{learner.n_classes - 1}")
     clamped = torch.tensor(labels).repeat_interleave(args.count)
-    dreams = learner.dream(clamped, args.steps, torch.Generator().manual_seed(args.seed), args.start_temperature)
+    dreams = learner.dream(clamped, args.steps, torch.Generator(device).manual_seed(args.seed),
+                           args.start_temperature).cpu()
     side = math.isqrt(learner.n_inputs)
     plots.image_grid(dreams.view(len(labels), args.count, -1), (side, side), args.out,
                      f"Dreams after {args.steps} Gibbs steps from T = {args.start_temperature:g}",
@@ -467,9 +580,7 @@ def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def run_probe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.count < 1:
         parser.error("--count must be >= 1")
-    checkpoint = load_checkpoint(args.checkpoint)
-    learner = learner_from_checkpoint(checkpoint)
-    data = load_dataset(args.dataset or checkpoint["dataset"], args.data_dir, download=not args.no_download)
+    learner, data = open_trained(args, parser)
     x, labels = data.x_test[: args.count], data.y_test[: args.count]
     try:
         written = probe.probe_to_files(learner, x, labels, args.out, args.layer, args.units)
@@ -486,9 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return run_train(args, parser, argv)
         elif args.command == "eval":
-            checkpoint = load_checkpoint(args.checkpoint)
-            learner = learner_from_checkpoint(checkpoint)
-            data = load_dataset(args.dataset or checkpoint["dataset"], args.data_dir, download=not args.no_download)
+            learner, data = open_trained(args, parser)
+            learner.eval()
             errors = learner.evaluate(data.x_test, data.y_test, full=True)
             for method, error in errors.items():
                 print(f"{method}: {100 * error:.2f}% ({data.name} test set, {len(data.y_test)} images)")
@@ -501,8 +611,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.results_dir / 'RESULTS.md'}")
         else:
             run_bench(args, parser, shlex.join(["brainlearn", *argv]))
-    except (DataError, DivergedError, DistributedError, FileNotFoundError, ValueError) as error:
+    except (DataError, DivergedError, DistributedError, RunFolderError, ValueError) as error:
         print(f"brainlearn: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a file or folder named on the command line that cannot be read or written
+        print(f"brainlearn: error: {os_problem(error, 'cannot use', 'check the path and its permissions')}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("brainlearn: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)

@@ -33,8 +33,9 @@ class RunFolderError(RuntimeError):
 
 def os_problem(error: OSError, what: str, advice: str) -> str:
     """One line for a filesystem error: what failed, on which path, why, and what to do."""
-    reason = error.strerror or str(error)
-    return f"{what} {error.filename or ''}: {reason}; {advice}".replace("  ", " ")
+    if error.filename is None:
+        return f"{what}: {error}; {advice}"
+    return f"{what} {error.filename}: {error.strerror or error}; {advice}"
 
 
 def create_folder(path: Path) -> None:

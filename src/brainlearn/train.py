@@ -75,6 +75,11 @@ class TrainConfig:
     jitter: int = field(default=0, metadata={
         "help": "shift each training image by up to N pixels each way, drawn anew every epoch (Hinton's "
                 "jitter: N=2 gives 25 positions); 0: off"})
+    device: str = field(default="auto", metadata={
+        "help": "where to train: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N"})
+    precision: str = field(default="fp32", metadata={
+        "choices": ("fp32", "tf32"),
+        "help": "float32 matmuls: fp32 (exact), or tf32 on CUDA (faster, 10-bit mantissa products)"})
     max_loss_growth: float = field(default=1e4, metadata={
         "help": "stop as diverged when a step's loss exceeds this many times the run's first loss (a blow-up "
                 "that never reaches inf or NaN)"})
@@ -90,11 +95,17 @@ class TrainConfig:
             raise ValueError("eval_every must be >= 0")
         if not self.max_loss_growth > 1:
             raise ValueError("max_loss_growth must be > 1")
+        if self.precision not in ("fp32", "tf32"):
+            raise ValueError("precision must be 'fp32' or 'tf32'")
+        try:
+            torch.device(self.device if self.device != "auto" else "cpu")
+        except RuntimeError as error:
+            raise ValueError(f"device: {error}") from None
 
 
-# What a resumed run may change: more epochs extend it (recorded in the checkpoint's "resumed" list).
-# Anything else would make the checkpoint's record differ from what ran.
-RESUMABLE_CHANGES = ("epochs",)
+# What a resumed run may change: more epochs extend it (recorded in the checkpoint's "resumed" list), and
+# it may continue on another device. Anything else would make the checkpoint's record differ from what ran.
+RESUMABLE_CHANGES = ("epochs", "device")
 
 
 def make_learner(algorithm: str, n_inputs: int, n_classes: int, config=None, seed: int = 0,
@@ -114,10 +125,17 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA GPU is available here (torch "
-                         f"{torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA); "
-                         "use --device cpu")
+        raise ValueError(f"device {name}: no CUDA GPU is available here (torch {torch.__version__}, built "
+                         f"{'with' if torch.version.cuda else 'without'} CUDA); use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+def matmul_precision(precision: str) -> None:
+    """fp32: exact float32 products everywhere; tf32: CUDA matmuls on TensorFloat-32 tensor cores."""
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
 
 def apply_lr_schedule(optimizers: list[torch.optim.Optimizer], schedule: str, progress: float) -> None:
@@ -227,7 +245,7 @@ def check_fits(learner: Learner, data: Dataset, source: str) -> None:
 
 def differences(stored: dict, requested: dict, keys=None) -> list[str]:
     """'name: stored -> requested' for every field whose value differs."""
-    keys = keys if keys is not None else stored.keys() | requested.keys()
+    keys = stored.keys() if keys is None else [key for key in keys if key in stored]  # older checkpoints lack new keys
     return [f"{key}: {stored.get(key)!r} -> {requested.get(key)!r}" for key in sorted(keys)
             if _plain(stored.get(key)) != _plain(requested.get(key))]
 
@@ -267,6 +285,8 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and world.is_main
     with RunFolder(run_dir) if writes else nullcontext() as folder:
+        learner.to_device(resolve_device(config.device), config.seed)
+        matmul_precision(config.precision)
         history, resumes, first_loss = [], [], None
         if resume:
             if run_dir is None or not (run_dir / CHECKPOINT).exists():
