@@ -42,6 +42,13 @@ EPILOG = """examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the message and where to read more), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, title: str,
                          skip: tuple[str, ...] = (), defaults: bool = True) -> None:
     """One --flag per dataclass field (but those in `skip`), typed, with the field's help and choices.
@@ -88,7 +95,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str | None = "d
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="brainlearn", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Learning without backpropagation, each algorithm beside a backprop twin.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -246,12 +246,12 @@ def check_fits(learner: Learner, data: Dataset, source: str) -> None:
 def differences(stored: dict, requested: dict, keys=None) -> list[str]:
     """'name: stored -> requested' for every field whose value differs."""
     keys = stored.keys() if keys is None else [key for key in keys if key in stored]  # older checkpoints lack new keys
-    return [f"{key}: {stored.get(key)!r} -> {requested.get(key)!r}" for key in sorted(keys)
+    return [f"{key}: {_plain(stored.get(key))!r} -> {_plain(requested.get(key))!r}" for key in sorted(keys)
             if _plain(stored.get(key)) != _plain(requested.get(key))]
 
 
 def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def resume_state(checkpoint: dict, learner: Learner, config: TrainConfig, run_dir: Path) -> tuple[list, list]:
