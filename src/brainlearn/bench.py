@@ -95,15 +95,34 @@ PUBLISHED_ADDING = {100: ("1e-5", "14k", "4e-6", "300"), 200: ("4e-5", "22k", "2
                     1000: ("0.16", "never", "6e-5", "2k")}
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
-    """This machine's float32 matmul throughput, measured now (GFLOP/s)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_gflops(size: int = 1024, repeats: int = 20, device: str | torch.device = "cpu") -> float:
+    """This machine's float32 matmul throughput on `device`, measured now (GFLOP/s); on a GPU with 4096-sized
+    matrices, which fill it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        size, repeats = 4096, 50
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     for _ in range(3):
         a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def accelerator() -> dict:
+    """The GPU a run may use, if any: its name and torch's CUDA version."""
+    if not torch.cuda.is_available():
+        return {}
+    return {"accelerator": {"name": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
+                            "count": torch.cuda.device_count()}}
 
 
 def training_flops_per_sample(algorithm: str, sizes: tuple[int, ...], n_classes: int) -> int:
@@ -129,6 +148,7 @@ def environment() -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "brainlearn": brainlearn.__version__},
         "code_sha256": code_hashes(),
+        **accelerator(),
     }
 
 
@@ -315,7 +335,7 @@ def ff_vs_bp(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_conf
              bp_config: BackpropConfig, out_dir: Path, command: str, progress: bool = True,
              keep_runs: bool = False) -> dict:
     """Forward-Forward and its BP twin for every seed: test errors (both FF methods), speed, FLOP/s."""
-    started, gflops = environment(), matmul_gflops()
+    started, gflops = environment(), matmul_gflops(device=train.resolve_device(train_config.device))
 
     def measure(learners, run):
         ff = learners["ff"]
