@@ -25,7 +25,7 @@ from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, Equili
 from .data import DATASETS, DataError, load_dataset
 from .distributed import DistributedError
 from .runfolder import CHECKPOINT, RunFolderError, check_usable, os_problem
-from .train import (RESUMABLE_CHANGES, CheckpointError, DivergedError, TrainConfig, chance_warning, check_fits,
+from .train import (RESUMABLE_CHANGES, DivergedError, TrainConfig, chance_warning, check_fits,
                     config_from_dict, differences, fit, learner_from_file, load_checkpoint, make_learner,
                     resolve_device)
 

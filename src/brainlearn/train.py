@@ -27,7 +27,6 @@ processes, and rank 0 alone writes files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os

@@ -97,6 +97,11 @@ def layer_sizes(hidden) -> tuple[int, ...]:
     return hidden
 
 
+def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-hot rows, like F.one_hot but without its range check, which on a GPU waits for the device."""
+    return torch.zeros(len(labels), n_classes, dtype=dtype, device=labels.device).scatter_(1, labels[:, None], 1)
+
+
 def detached(metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Metrics as detached tensors, left on the device (the loop reads them once per epoch)."""
     return {key: value.detach() for key, value in metrics.items()}

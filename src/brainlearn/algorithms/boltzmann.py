@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, error_rate, in_chunks, layer_sizes
+from .base import Learner, error_rate, in_chunks, layer_sizes, one_hot
 
 
 class RBM(nn.Module):
@@ -69,7 +69,7 @@ class RBM(nn.Module):
             return torch.bernoulli(probs, generator=generator)
         units, labels = probs.split([probs.shape[1] - self.n_labels, self.n_labels], 1)
         label = torch.multinomial(labels, 1, generator=generator)[:, 0]
-        return torch.cat([torch.bernoulli(units, generator=generator), F.one_hot(label, self.n_labels).to(probs)], 1)
+        return torch.cat([torch.bernoulli(units, generator=generator), one_hot(label, self.n_labels, probs.dtype)], 1)
 
     def gibbs(self, v: torch.Tensor, steps: int, generator: torch.Generator, clamp: torch.Tensor | None = None,
               first_hidden_probs: torch.Tensor | None = None,
@@ -201,7 +201,7 @@ class DeepBeliefNet(Learner):
         v, loss = x, None
         for j, (rbm, optimizer) in enumerate(zip(self.rbms, self.optimizers)):
             if rbm.n_labels:
-                v = torch.cat([v, F.one_hot(y, self.n_classes).to(v)], 1)
+                v = torch.cat([v, one_hot(y, self.n_classes, v.dtype)], 1)
             h = rbm.hidden_probs(v)  # wake phase; also the next RBM's data
             if loss is None:  # pixel reconstruction error of the first RBM: a progress signal, not what CD minimises
                 loss = (rbm.visible_probs(h)[:, :x.shape[1]] - x).pow(2).mean()
@@ -231,7 +231,7 @@ class DeepBeliefNet(Learner):
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
         first = self.rbms[0]
-        v = torch.cat([x, F.one_hot(y, self.n_classes).to(x)], 1) if first.n_labels else x
+        v = torch.cat([x, one_hot(y, self.n_classes, x.dtype)], 1) if first.n_labels else x
         reconstruction = first.visible_probs(first.hidden_probs(v))[:, :x.shape[1]]
         return {"error": error_rate(self.predict(x), y), "reconstruction": (reconstruction - x).pow(2).mean().item()}
 
@@ -247,7 +247,7 @@ class DeepBeliefNet(Learner):
         top = self.rbms[-1]
         n_units = top.weight.shape[0] - top.n_labels
         v = torch.cat([torch.bernoulli(torch.full((len(labels), n_units), 0.5, device=self.device), generator=generator),
-                       F.one_hot(labels, self.n_classes).float()], 1)
+                       one_hot(labels, self.n_classes)], 1)
         clamp = torch.zeros_like(v, dtype=torch.bool)
         clamp[:, n_units:] = True
         probs, _ = top.gibbs(v, steps, generator, clamp=clamp, inverse_temperatures=annealing(steps, start_temperature))

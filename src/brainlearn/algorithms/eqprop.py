@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, in_chunks, layer_sizes
+from .base import Learner, in_chunks, layer_sizes, one_hot
 
 
 def rho(s: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ class EquilibriumProp(Learner):
 
     @torch.no_grad()
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        target = F.one_hot(y, self.n_classes).to(x)
+        target = one_hot(y, self.n_classes, x.dtype)
         free = self.free_phase(x)
         beta = self.config.beta
         if self.config.nudging == "random":  # the sign drawn on the device: no wait for it

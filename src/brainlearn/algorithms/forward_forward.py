@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, error_rate, in_chunks, layer_sizes
+from .base import Learner, error_rate, in_chunks, layer_sizes, one_hot
 from .local import connection, map_sizes
 
 NEUTRAL = 0.1  # label-pixel value meaning "no label" (sec. 3.3)
@@ -46,7 +46,7 @@ NEUTRAL = 0.1  # label-pixel value meaning "no label" (sec. 3.3)
 def embed_label(x: torch.Tensor, labels: torch.Tensor | None, n_classes: int) -> torch.Tensor:
     """Overwrite the first `n_classes` pixels with one-hot(labels), or NEUTRAL everywhere if None."""
     out = x.clone()
-    out[:, :n_classes] = NEUTRAL if labels is None else F.one_hot(labels, n_classes).to(x.dtype)
+    out[:, :n_classes] = NEUTRAL if labels is None else one_hot(labels, n_classes, x.dtype)
     return out
 
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, in_chunks, layer_sizes
+from .base import Learner, in_chunks, layer_sizes, one_hot
 from .forward_forward import NEUTRAL, SoftmaxReadout, ff_loss, goodness, layer_norm, wrong_labels
 from .local import connection, map_sizes
 
@@ -113,7 +113,7 @@ class RecurrentFF(SoftmaxReadout, Learner):
     def one_hot(self, labels: torch.Tensor | None, rows: int) -> torch.Tensor:
         if labels is None:
             return torch.full((rows, self.n_classes), NEUTRAL, device=self.device)
-        return F.one_hot(labels, self.n_classes).float()
+        return one_hot(labels, self.n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised activities at the last step of a video with the neutral label: the softmax's input."""
