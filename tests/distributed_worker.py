@@ -13,7 +13,7 @@ import torch
 
 from brainlearn.algorithms import ForwardForwardConfig
 from brainlearn.data import load_dataset
-from brainlearn.distributed import init_from_env
+from brainlearn.distributed import init_from_env, shutdown
 from brainlearn.pipeline import pipeline_fit
 from brainlearn.train import TrainConfig, fit, make_learner
 
@@ -40,3 +40,4 @@ for algorithm in args.algorithms:
     learner = make_learner(algorithm, data.n_features, data.n_classes, seed=0)
     fit(learner, data, TrainConfig(epochs=1, batch_size=50), run_dir=args.out / algorithm, progress=False, world=world)
     torch.save(learner.state_dict(), args.out / f"{algorithm}_rank{world.rank}.pt")
+shutdown(world)  # every rank leaves after the last collective, in order

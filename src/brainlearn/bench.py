@@ -177,7 +177,7 @@ def code_hashes(benchmark: str | None = None) -> dict[str, str]:
 
 def _run(algorithm: str, config, data: Dataset, train_config: TrainConfig, run_dir: Path | None, progress: bool):
     learner = make_learner(algorithm, data.n_features, data.n_classes, config, train_config.seed)
-    history = fit(learner, data, train_config, run_dir=run_dir, progress=progress)
+    history = fit(learner, data, train_config, run_dir=run_dir, progress=progress, overwrite=True)  # --keep-runs: the latest
     learner.to_device(torch.device("cpu"), train_config.seed)  # trained where asked; measured and drawn on the CPU
     # The median epoch: robust to an epoch slowed by something else running on the machine.
     seconds = statistics.median(row["seconds"] for row in history)

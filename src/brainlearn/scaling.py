@@ -30,7 +30,7 @@ import torch.distributed as dist
 from . import bench
 from .algorithms import BackpropConfig, ForwardForwardConfig
 from .data import load_dataset
-from .distributed import collective, init_from_env, torchrun_command
+from .distributed import collective, init_from_env, shutdown, torchrun_command
 from .pipeline import pipeline_fit
 from .train import TrainConfig, fit, make_learner
 
@@ -70,8 +70,7 @@ def worker(argv: list[str]) -> None:
             result["allreduce_s"] = allreduce_seconds(learner)
     if world.is_main:
         args.out.write_text(json.dumps(result))
-    if world.size > 1:
-        dist.destroy_process_group()
+    shutdown(world)
 
 
 def allreduce_seconds(learner, repeats: int = 20) -> float:
