@@ -25,9 +25,8 @@ from .algorithms import (ALGORITHMS, BackpropConfig, DeepBeliefNetConfig, Equili
 from .data import DATASETS, DataError, load_dataset
 from .distributed import DistributedError
 from .runfolder import CHECKPOINT, RunFolderError, check_usable, os_problem
-from .train import (RESUMABLE_CHANGES, DivergedError, TrainConfig, chance_warning, check_fits,
-                    config_from_dict, differences, fit, learner_from_file, load_checkpoint, make_learner,
-                    resolve_device)
+from .train import (DivergedError, TrainConfig, chance_warning, check_fits, check_resumable, config_from_dict, fit,
+                    learner_from_file, load_checkpoint, make_learner, resolve_device)
 
 EPILOG = """examples:
   brainlearn train ff --dataset digits --epochs 30 --run-dir runs/ff
@@ -396,10 +395,7 @@ def run_learner_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
         return value if value is not None else preset.get(flag, default)
 
     bp_lr = given_or_preset("bp_lr")
-    try:
-        resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device_or_usage_error(args.device, parser)
     options = {"progress": not args.quiet, "keep_runs": args.keep_runs}
     try:
         if args.benchmark == "eqprop-vs-bp":
@@ -463,6 +459,14 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return kept
 
 
+def device_or_usage_error(name: str, parser: argparse.ArgumentParser) -> torch.device:
+    """The device `name` means here; one that is not there is a usage error (exit 2)."""
+    try:
+        return resolve_device(name)
+    except ValueError as error:
+        parser.error(str(error))
+
+
 def given_config_values(config_class: type, argv: list[str]) -> dict:
     """The fields of `config_class` that `argv` sets explicitly, with their parsed values."""
     named = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -473,30 +477,16 @@ def given_config_values(config_class: type, argv: list[str]) -> dict:
 def resumed_configs(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]):
     """The stored run's (train config, learner config, data set), with the flags this command line gives on top.
     A flag that would change the run's architecture or recipe is refused, listing the differences."""
-    learner_class = ALGORITHMS[args.algorithm]
     checkpoint = load_checkpoint(args.run_dir / CHECKPOINT)
-    if checkpoint["algorithm"] != args.algorithm:
-        parser.error(f"{args.run_dir} holds a {checkpoint['algorithm']!r} run, not {args.algorithm!r}")
-    given_train = given_config_values(TrainConfig, argv)
-    given_learner = given_config_values(learner_class.Config, argv)
-    stored_train, stored_learner = checkpoint["train_config"], checkpoint["learner_config"]
-    changed = differences(stored_learner, {**stored_learner, **given_learner})
-    changed += differences(stored_train, {**stored_train, **given_train},
-                           [key for key in given_train if key not in RESUMABLE_CHANGES])
-    if args.dataset is not None and args.dataset != checkpoint["dataset"]:
-        changed.append(f"dataset: {checkpoint['dataset']!r} -> {args.dataset!r}")
-    if changed:
-        parser.error(f"--resume continues the run in {args.run_dir} with its own settings; these flags differ from "
-                     f"them: {'; '.join(changed)} (only --epochs and --device may change)")
+    dataset = args.dataset or checkpoint["dataset"]
     try:
-        train_config = TrainConfig(**{**stored_train, **given_train})
-        learner_config = config_from_dict(args.algorithm, stored_learner)
+        train_config = TrainConfig(**{**checkpoint["train_config"], **given_config_values(TrainConfig, argv)})
+        learner_config = config_from_dict(args.algorithm, {
+            **checkpoint["learner_config"], **given_config_values(ALGORITHMS[args.algorithm].Config, argv)})
+        check_resumable(checkpoint, args.algorithm, learner_config, train_config, dataset, args.run_dir)
     except ValueError as error:
         parser.error(str(error))
-    if train_config.epochs < checkpoint["epoch"]:
-        parser.error(f"{args.run_dir} has already trained {checkpoint['epoch']} epochs; --epochs {train_config.epochs} "
-                     "cannot shorten it")
-    return train_config, learner_config, checkpoint["dataset"], checkpoint["epoch"]
+    return train_config, learner_config, dataset, checkpoint["epoch"]
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
@@ -513,10 +503,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
         train_config = config_from_args(TrainConfig, args, parser)
         learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
         dataset = args.dataset or "digits"
-    try:
-        resolve_device(train_config.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device_or_usage_error(train_config.device, parser)
     if train_config.batch_size % args.nproc:
         parser.error(f"--batch-size {train_config.batch_size} (the global batch) must divide among --nproc "
                      f"{args.nproc} processes")
@@ -548,10 +535,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
 def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """(learner, data set) for eval and probe: the data set it was trained on unless --dataset names one, checked
     against the learner's sizes."""
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = device_or_usage_error(args.device, parser)
     learner, trained_on = learner_from_file(args.checkpoint, device)
     name = args.dataset or trained_on
     if not name:
@@ -562,10 +546,7 @@ def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
 
 
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
+    device = device_or_usage_error(args.device, parser)
     learner, _ = learner_from_file(args.checkpoint, device)
     if learner.name != "dbn":
         parser.error(f"{args.checkpoint} holds a {learner.name!r} run; dreaming needs a 'dbn' one")

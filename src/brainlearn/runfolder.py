@@ -123,8 +123,8 @@ def check_usable(path: Path, resume: bool, overwrite: bool) -> None:
     with RunFolder(path) as folder:
         if resume and CHECKPOINT not in folder.run_files():
             raise RunFolderError(f"nothing to resume: no {CHECKPOINT} in {path}")
-        if not resume and folder.run_files() and not overwrite:
-            folder.start_fresh(overwrite=False)  # raises the one-line refusal
+        if not (resume or overwrite):
+            folder.start_fresh(overwrite=False)  # refuses an occupied folder; deletes nothing
     if not existed:
         (path / LOCK).unlink(missing_ok=True)
         path.rmdir()

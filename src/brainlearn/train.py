@@ -253,20 +253,30 @@ def _plain(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-def resume_state(checkpoint: dict, learner: Learner, config: TrainConfig, run_dir: Path) -> tuple[list, list]:
-    """Check that the resumed run continues the stored one; returns its (history, resumes). The learner's
-    config must be the stored one; of the training settings only `RESUMABLE_CHANGES` may differ."""
-    if checkpoint["algorithm"] != learner.name:
-        raise ValueError(f"{run_dir} holds a {checkpoint['algorithm']!r} run, not {learner.name!r}")
-    changed = differences(checkpoint["learner_config"], asdict(learner.config))
+def check_resumable(checkpoint: dict, algorithm: str, learner_config, config: TrainConfig, dataset: str,
+                    run_dir: Path) -> None:
+    """Refuse to resume the stored run with other settings: the algorithm, data set and learner config must be
+    the stored ones; of the training settings only `RESUMABLE_CHANGES` may differ, and epochs only grow."""
+    if checkpoint["algorithm"] != algorithm:
+        raise ValueError(f"{run_dir} holds a {checkpoint['algorithm']!r} run, not {algorithm!r}")
+    changed = differences(checkpoint["learner_config"], asdict(learner_config))
     changed += differences(checkpoint["train_config"], asdict(config),
                            [f.name for f in fields(TrainConfig) if f.name not in RESUMABLE_CHANGES])
+    if dataset != checkpoint["dataset"]:
+        changed.append(f"dataset: {checkpoint['dataset']!r} -> {dataset!r}")
     if changed:
-        raise ValueError(f"--resume must continue the run in {run_dir} as it was set up; these settings differ "
-                         f"from its checkpoint: {'; '.join(changed)}")
+        raise ValueError(f"--resume continues the run in {run_dir} with its own settings; these differ from them: "
+                         f"{'; '.join(changed)} (only --epochs and --device may change)")
+    if config.epochs < checkpoint["epoch"]:
+        raise ValueError(f"{run_dir} has already trained {checkpoint['epoch']} epochs; --epochs {config.epochs} "
+                         "cannot shorten it")
+
+
+def resume_state(checkpoint: dict, learner: Learner, data: Dataset, config: TrainConfig,
+                 run_dir: Path) -> tuple[list, list]:
+    """Check that the resumed run continues the stored one; returns its (history, resumes)."""
+    check_resumable(checkpoint, learner.name, learner.config, config, data.name, run_dir)
     history, done = list(checkpoint["history"]), checkpoint["epoch"]
-    if config.epochs < done:
-        raise ValueError(f"{run_dir} has already trained {done} epochs; --epochs {config.epochs} cannot shorten it")
     resumes = list(checkpoint.get("resumed", []))
     if config.epochs != checkpoint["train_config"]["epochs"]:
         resumes.append({"at_epoch": done, "epochs": [checkpoint["train_config"]["epochs"], config.epochs]})
@@ -291,7 +301,7 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
             if run_dir is None or not (run_dir / CHECKPOINT).exists():
                 raise FileNotFoundError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
             checkpoint = load_checkpoint(run_dir / CHECKPOINT)
-            history, resumes = resume_state(checkpoint, learner, config, run_dir)
+            history, resumes = resume_state(checkpoint, learner, data, config, run_dir)
             first_loss = checkpoint.get("first_loss")
             learner.load_training_state(checkpoint["state"])
         elif writes:
@@ -331,11 +341,11 @@ def train_epochs(learner: Learner, data: Dataset, config: TrainConfig, history: 
             x = data.x_train[idx]
             if config.jitter:
                 x = shift_images(x, data.image_shape, shifts[idx])
-            metrics = learner.train_step(x, data.y_train[idx])
+            metrics = {key: torch.as_tensor(value, dtype=torch.float64, device=device)
+                       for key, value in learner.train_step(x, data.y_train[idx]).items()}
             for key, value in metrics.items():
-                value = torch.as_tensor(value, dtype=torch.float64, device=device)
                 sums[key] = sums[key] + value if key in sums else value
-            losses.append(torch.as_tensor(metrics["loss"], dtype=torch.float64, device=device))
+            losses.append(metrics["loss"])
             if len(losses) == DIVERGENCE_CHECK_EVERY or step + 1 == len(bar):
                 if first_loss is None:
                     first_loss = abs(losses[0].item()) or 1.0

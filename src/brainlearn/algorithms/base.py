@@ -102,11 +102,6 @@ def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype = torch.flo
     return torch.zeros(len(labels), n_classes, dtype=dtype, device=labels.device).scatter_(1, labels[:, None], 1)
 
 
-def detached(metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Metrics as detached tensors, left on the device (the loop reads them once per epoch)."""
-    return {key: value.detach() for key, value in metrics.items()}
-
-
 def error_rate(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return (predicted != target).float().mean().item()
 
