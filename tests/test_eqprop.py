@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from brainlearn.algorithms.eqprop import EquilibriumProp, EquilibriumPropConfig, rho
+from brainlearn.algorithms.eqprop import EquilibriumProp, EquilibriumPropConfig
 from brainlearn.train import TrainConfig, fit, make_learner
 
 

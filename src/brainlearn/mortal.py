@@ -14,8 +14,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from . import bench
 from .algorithms import BackpropConfig, ForwardForwardConfig
 from .data import Dataset

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from .algorithms import ALGORITHMS, Learner
 from .data import Dataset
 from .data.jitter import random_shifts, shift_images
-from .distributed import World, prepare
+from .distributed import World, data_parallel
 from .runfolder import CHECKPOINT, METRICS, WEIGHTS, RunFolder, write_atomically
 
 DIVERGENCE_CHECK_EVERY = 50  # steps between divergence checks (each one waits for the device once)
@@ -306,10 +306,11 @@ def fit(learner: Learner, data: Dataset, config: TrainConfig, run_dir: str | os.
             learner.load_training_state(checkpoint["state"])
         elif writes:
             folder.start_fresh(overwrite)
-        prepare(learner, world)
         if writes:  # the log always mirrors the checkpoint's history
             write_atomically(run_dir / METRICS, lambda f: f.write("".join(json.dumps(r) + "\n" for r in history).encode()))
-        train_epochs(learner, data, config, history, resumes, first_loss, run_dir if writes else None, progress, world)
+        with data_parallel(learner, world):
+            train_epochs(learner, data, config, history, resumes, first_loss, run_dir if writes else None, progress,
+                         world)
         if writes:
             export_weights(learner, run_dir / WEIGHTS, data.name)
     return history

@@ -7,6 +7,8 @@ is reported beside this model with the same hidden sizes, data, budget and machi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -50,10 +52,16 @@ class Backprop(Learner):
         # tree (object.__setattr__), so state dicts and checkpoints have the same keys either way.
         object.__setattr__(self, "trained_net", self.net)
 
-    def data_parallel(self) -> None:
+    @contextmanager
+    def data_parallel(self) -> Iterator[None]:
         """DistributedDataParallel (Li et al. 2020): gradients are all-reduced in buckets while the
-        backward still runs, overlapping communication with computation."""
+        backward still runs, overlapping communication with computation. The wrapper is dropped after
+        the block: it holds the process group, which must be free to close when the run ends."""
         object.__setattr__(self, "trained_net", DistributedDataParallel(self.net))
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "trained_net", self.net)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         (optimizer,) = self.optimizers

@@ -11,7 +11,8 @@ is a dataclass (the CLI makes one flag per field). It provides
     optimizers                                  the torch optimizers it steps (checkpointed, lr-scheduled)
     generator                                   the torch.Generator for its own sampling, on its device
                                                 (checkpointed)
-    data_parallel()                             average its updates across torch.distributed processes
+    with data_parallel(): ...                   average its updates across torch.distributed processes
+                                                inside the block; a single-process learner again after it
 
 so the loop never knows which algorithm runs.
 """
@@ -19,6 +20,8 @@ so the loop never knows which algorithm runs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
@@ -59,12 +62,17 @@ class Learner(nn.Module):
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
         return {"error": error_rate(self.predict(x), y)}
 
-    def data_parallel(self) -> None:
+    @contextmanager
+    def data_parallel(self) -> Iterator[None]:
         """In a torch.distributed run: average each optimizer's update over the processes just before
         it is applied. A local learner's update for a layer depends on that layer alone, so this
         all-reduce is all that data parallelism needs."""
-        for optimizer in self.optimizers:
-            optimizer.register_step_pre_hook(average_updates)
+        hooks = [optimizer.register_step_pre_hook(average_updates) for optimizer in self.optimizers]
+        try:
+            yield
+        finally:
+            for hook in hooks:
+                hook.remove()
 
     def training_state(self) -> dict:
         """Everything a resumed run needs to continue bit for bit."""
