@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from brainlearn import bench
 from brainlearn.algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig,
                                    RecurrentFFConfig)
 from brainlearn.data import load_dataset
+from brainlearn.experiments import common
+from brainlearn.experiments.ff_vs_bp import training_flops_per_sample
 from brainlearn.train import TrainConfig, fit, make_learner, resolve_device
 
 # name: (algorithm, config, batch size, share of the training set timed, paper)
@@ -62,8 +63,8 @@ def markdown(result: dict) -> str:
 
 
 device = resolve_device(args.device)
-started = bench.environment()
-gflops = bench.matmul_gflops(device=device)
+started = common.environment()
+gflops = common.matmul_gflops(device=device)
 device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 mnist = load_dataset("mnist", args.data_dir, download=False)
 rows = []
@@ -79,18 +80,18 @@ for name in args.only:
     start = time.perf_counter()
     history = fit(learner, replace(mnist, x_train=mnist.x_train[:size], y_train=mnist.y_train[:size], **small_test),
                   train_config, progress=False)
-    bench.synchronize(device)
+    common.synchronize(device)
     seconds = history[0]["seconds"] * EPOCH / size
     row = {"workload": name, "algorithm": algorithm, "paper": paper, "batch_size": batch, "images_timed": size,
            "seconds_per_epoch": seconds, "wall_seconds_with_test": time.perf_counter() - start,
            "errors_1000_test_images": {k: v for k, v in history[0].items() if k.startswith("error")}}
     if algorithm in ("ff", "bp"):
-        flops = bench.training_flops_per_sample(algorithm, (mnist.n_features, *config.hidden), mnist.n_classes)
+        flops = training_flops_per_sample(algorithm, (mnist.n_features, *config.hidden), mnist.n_classes)
         row["tflops"] = flops * EPOCH / seconds / 1e12
         row["fraction_of_matmul"] = flops * EPOCH / seconds / 1e9 / gflops
     rows.append(row)
     print(f"{name}: {seconds:.2f} s per epoch", flush=True)
-    bench.write_result(  # after every workload, so a run cut short keeps what it measured
+    common.write_result(  # after every workload, so a run cut short keeps what it measured
         "device_speed", device.type, " ".join(["python", "benchmarks/device_speed.py", *sys.argv[1:]]), started, [0],
         {"epochs": 1, "device": str(device), "precision": args.precision},
         {"device_name": device_name, "precision": args.precision, "matmul_gflops": gflops, "rows": rows},

@@ -5,7 +5,7 @@ and count failures.
     python benchmarks/nproc_stress.py --rounds 5
 
 Each round starts, at the same time, `brainlearn train bp --dataset digits --epochs 1 --nproc 2` and one
-case of the scaling benchmark (`python -m brainlearn.scaling bp`, 2 processes): four processes on the
+case of the scaling benchmark (`python -m brainlearn.experiments.scaling_worker bp`, 2 processes): four processes on the
 machine's cores. A finished run must exit 0 every time. The load matters: the teardown race that CI hit
 (a rank aborting in gloo after training had finished, see `distributed.shutdown`) never showed in 10 runs
 of the scaling case alone, but failed 3 of 60 runs with two loops of it side by side.
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from brainlearn import bench
+from brainlearn.experiments import common
 from brainlearn.distributed import torchrun_command
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +31,7 @@ args = parser.parse_args()
 
 COMMANDS = {
     "train": "brainlearn train bp --dataset digits --epochs 1 --nproc 2 --run-dir DIR",
-    "scaling": "torchrun --nproc-per-node 2 -m brainlearn.scaling bp --dataset digits --train-size 200 --epochs 1",
+    "scaling": "torchrun --nproc-per-node 2 -m brainlearn.experiments.scaling_worker bp --dataset digits --train-size 200 --epochs 1",
 }
 
 
@@ -41,12 +41,12 @@ def start(name: str, folder: str) -> subprocess.Popen:
                 "2", "--run-dir", f"{folder}/run"]
     else:
         argv = torchrun_command(2, ["bp", "--dataset", "digits", "--train-size", "200", "--epochs", "1", "--out",
-                                    f"{folder}/result.json"], module="brainlearn.scaling")
+                                    f"{folder}/result.json"], module="brainlearn.experiments.scaling_worker")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-started = bench.environment()
+started = common.environment()
 failures, begin = [], time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
     for round_ in range(args.rounds):
@@ -72,7 +72,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-bench.write_result("nproc_stress", "digits", " ".join(["python", "benchmarks/nproc_stress.py", *sys.argv[1:]]),
+common.write_result("nproc_stress", "digits", " ".join(["python", "benchmarks/nproc_stress.py", *sys.argv[1:]]),
                    started, [0], {"epochs": 1, "batch_size": 100, "processes": 2},
                    {"stressed_commands": COMMANDS, "rounds": args.rounds, "failures": failures,
                     "total_seconds": total}, args.out_dir, markdown)

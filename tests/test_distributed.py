@@ -14,7 +14,7 @@ import torch
 from brainlearn.algorithms import ForwardForwardConfig
 from brainlearn.cli import main, without_option
 from brainlearn.pipeline import check_pipeline
-from brainlearn.scaling import run_case
+from brainlearn.experiments.scaling import run_case
 from brainlearn.train import CHECKPOINT, TrainConfig, fit, load_checkpoint, make_learner
 
 WORKER = Path(__file__).with_name("distributed_worker.py")

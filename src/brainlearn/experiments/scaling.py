@@ -9,7 +9,7 @@ images; samples/s counts training steps only (not the test evaluation). Scaling 
 (samples/s with N processes) / (N x samples/s with 1 process of 1 thread). One process with as many
 threads is also timed: the speed-up a user gets without distributing at all.
 
-`python -m brainlearn.scaling CASE ...` is one process of one case (started by the benchmark).
+Each process of a case runs `brainlearn.experiments.scaling_worker`.
 """
 
 from __future__ import annotations
@@ -18,69 +18,34 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
-import torch.distributed as dist
-
-from . import bench
-from .algorithms import BackpropConfig, ForwardForwardConfig
-from .data import load_dataset
-from .distributed import collective, init_from_env, shutdown, torchrun_command
-from .pipeline import pipeline_fit
-from .train import TrainConfig, fit, make_learner
+from .. import distributed, pipeline, train
+from ..algorithms import backprop, forward_forward
+from ..arguments import add_data_arguments, add_output_arguments
+from ..data import load_dataset
+from ..distributed import torchrun_command
+from ..train import TrainConfig
+from .common import Claim, Experiment, environment, percent
 
 DATA_PARALLEL_NET = (1000, 1000, 1000)  # the default MNIST net of `bench ff-vs-bp`
 PIPELINE_NET = (1000, 1000)  # one stage per layer: 2 stages for 2 cores
 
-
-def worker(argv: list[str]) -> None:
-    """One process: train the case, and (rank 0) write {"samples_per_s", "allreduce_s"} to --out."""
-    parser = argparse.ArgumentParser(prog="python -m brainlearn.scaling")
-    parser.add_argument("case", choices=("ff", "bp", "ff-pipeline", "ff-sequential"))
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--train-size", type=int, required=True)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    world = init_from_env()
-    full = load_dataset(args.dataset, args.data_dir, download=False)
-    data = replace(full, x_train=full.x_train[:args.train_size], y_train=full.y_train[:args.train_size],
-                   x_test=full.x_test[:1000], y_test=full.y_test[:1000])  # the test pass is not timed
-    train_config = TrainConfig(epochs=args.epochs, batch_size=100, eval_every=0)
-    if args.case == "bp":
-        learner = make_learner("bp", data.n_features, data.n_classes, BackpropConfig(hidden=DATA_PARALLEL_NET))
-    elif args.case == "ff":
-        learner = make_learner("ff", data.n_features, data.n_classes, ForwardForwardConfig(hidden=DATA_PARALLEL_NET))
-    else:
-        learner = make_learner("ff", data.n_features, data.n_classes,
-                               ForwardForwardConfig(hidden=PIPELINE_NET, negatives="random"))
-    result = {}
-    if args.case == "ff-pipeline":
-        result["samples_per_s"] = pipeline_fit(learner, data, train_config)["samples_per_s"]
-    else:
-        history = fit(learner, data, train_config, progress=False, world=world)
-        result["samples_per_s"] = len(data.x_train) * args.epochs / sum(row["seconds"] for row in history)
-        if world.size > 1:
-            result["allreduce_s"] = allreduce_seconds(learner)
-    if world.is_main:
-        args.out.write_text(json.dumps(result))
-    shutdown(world)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser, default="mnist")
+    parser.add_argument("--train-size", type=int, default=12000, help="training images per epoch (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per case (default: %(default)s)")
+    add_output_arguments(parser, "do not name each case as it starts")
 
 
-def allreduce_seconds(learner, repeats: int = 20) -> float:
-    """Seconds of one all-reduce of every parameter (the communication of one data-parallel step)."""
-    flat = torch.cat([p.detach().flatten() for p in learner.parameters()])
-    collective(dist.all_reduce, flat)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        collective(dist.all_reduce, flat)
-    return (time.perf_counter() - start) / repeats
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    if args.train_size < 100 or args.epochs < 1:
+        parser.error("the scaling benchmark needs --train-size >= 100 and --epochs >= 1")
+    load_dataset(args.dataset, args.data_dir, download=not args.no_download)  # every process then finds the files
+    return run(args.dataset, args.data_dir, args.train_size, args.epochs, args.out_dir, command,
+               progress=not args.quiet)
 
 
 def run_case(case: str, nproc: int, threads: int, dataset: str, data_dir: Path | None, train_size: int,
@@ -90,7 +55,7 @@ def run_case(case: str, nproc: int, threads: int, dataset: str, data_dir: Path |
         argv = [case, "--dataset", dataset, "--train-size", str(train_size), "--epochs", str(epochs), "--out", str(out)]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
-        command = torchrun_command(nproc, argv, module="brainlearn.scaling")
+        command = torchrun_command(nproc, argv, module="brainlearn.experiments.scaling_worker")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         finished = subprocess.run(command, env=env, capture_output=True, text=True)
         if finished.returncode != 0:
@@ -98,9 +63,9 @@ def run_case(case: str, nproc: int, threads: int, dataset: str, data_dir: Path |
         return {"case": case, "processes": nproc, "threads_per_process": threads, **json.loads(out.read_text())}
 
 
-def scaling_benchmark(dataset: str, data_dir: Path | None, train_size: int, epochs: int, out_dir: Path, command: str,
-                      progress: bool = True) -> dict:
-    started = bench.environment()
+def run(dataset: str, data_dir: Path | None, train_size: int, epochs: int, out_dir: Path, command: str,
+        progress: bool = True) -> dict:
+    started = environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     cores = min(2, os.cpu_count() or 1)
     plan = [(case, 1, 1) for case in ("ff", "bp")] + [(case, cores, 1) for case in ("ff", "bp")]
@@ -127,11 +92,10 @@ def scaling_benchmark(dataset: str, data_dir: Path | None, train_size: int, epoc
     fields = {"data_parallel_net": list(DATA_PARALLEL_NET), "pipeline_net": list(PIPELINE_NET),
               "train_size": train_size, "runs": runs, "summary": summary}
     train_config = asdict(TrainConfig(epochs=epochs, batch_size=100, eval_every=0))
-    return bench.write_result("scaling", dataset, command, started, [0], train_config, fields, out_dir,
-                              scaling_markdown)
+    return EXPERIMENT.write(dataset, command, started, [0], train_config, fields, out_dir)
 
 
-def scaling_markdown(result: dict) -> str:
+def markdown(result: dict) -> str:
     lines = [f"First {result['train_size']} {result['dataset']} training images, global batch "
              f"{result['train_config']['batch_size']}, {result['train_config']['epochs']} epochs per case; "
              f"data parallel: {'-'.join(map(str, result['data_parallel_net']))} hidden (FF with hard negatives); "
@@ -146,10 +110,32 @@ def scaling_markdown(result: dict) -> str:
               "with 2 threads instead |", "| --- | --- | --- | --- |"]
     for name, row in result["summary"].items():
         label = {"ff": "FF data parallel", "bp": "BP data parallel (DDP)", "ff-pipeline": "FF layer pipeline"}[name]
-        lines.append(f"| {label} | {row['speedup']:.2f}x | {bench.percent(row['efficiency'])} | "
+        lines.append(f"| {label} | {row['speedup']:.2f}x | {percent(row['efficiency'])} | "
                      f"{row['threads_speedup']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    worker(sys.argv[1:])
+MNIST_COMMAND = "python benchmarks/scaling.py --data-dir DIR"
+
+CLAIMS = (
+    Claim("Scaling", "A layer pipeline speeds FF up without stale updates (backprop cannot)", "qualitative",
+          "brainlearn; Hinton 2022 (each layer learns from its own input and output)", "scaling_mnist", MNIST_COMMAND,
+          ours=lambda r: (f"{r['summary']['ff-pipeline']['speedup']:.2f}x with 2 stages on 2 cores "
+                          f"({percent(r['summary']['ff-pipeline']['efficiency'])} efficiency)"),
+          differs=lambda r: None if r["summary"]["ff-pipeline"]["speedup"] > 1 else "no speed-up",
+          reproduced_when="faster than sequential training, with the same weights (tested)"),
+    Claim("Scaling", "Data parallelism with torch.distributed speeds training up", "qualitative", "PyTorch DDP",
+          "scaling_mnist", MNIST_COMMAND,
+          ours=lambda r: (f"2 processes on 2 cores: FF {r['summary']['ff']['speedup']:.2f}x, BP (DDP) "
+                          f"{r['summary']['bp']['speedup']:.2f}x; 1 process with 2 threads: FF "
+                          f"{r['summary']['ff']['threads_speedup']:.2f}x"),
+          differs=lambda r: None if min(r["summary"][k]["speedup"] for k in ("ff", "bp")) > 1 else (
+              "on one 2-core machine the all-reduce of the weights competes with the compute for the cores"),
+          reproduced_when="2 processes beat 1 for FF and BP"),
+)
+
+EXPERIMENT = Experiment(
+    name="scaling", result="scaling",
+    help="FF and BP with 1 and 2 data-parallel processes; the FF layer pipeline vs sequential", description=__doc__,
+    code=(forward_forward, backprop, train, distributed, pipeline), add_arguments=add_arguments,
+    run_from_args=run_from_args, markdown=markdown, claims=CLAIMS)
