@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.request
 import zlib
@@ -56,7 +57,9 @@ def download_verified(urls: list[str], dest: Path, check: Callable[[Path], objec
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                # a log file (not a terminal) gets a line every 30 s instead of a redraw every 0.1 s
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}",
+                          mininterval=0.1 if sys.stderr.isatty() else 30.0) as bar:
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
