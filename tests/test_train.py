@@ -9,7 +9,7 @@ from safetensors import safe_open
 from brainlearn.algorithms import ForwardForwardConfig
 from brainlearn.train import (CHECKPOINT, METRICS, WEIGHTS, DivergedError, TrainConfig, apply_lr_schedule, fit,
                               learner_from_checkpoint, load_checkpoint, make_learner, minibatches,
-                              save_checkpoint)
+                              resolve_device, save_checkpoint)
 
 CONFIG = ForwardForwardConfig(hidden=(32, 32))
 TRAIN = TrainConfig(epochs=3, batch_size=64, lr_schedule="cooldown", eval_every=1)
@@ -145,3 +145,29 @@ def test_jitter_shows_the_learner_shifted_images(digits, monkeypatch):
     original = digits.x_train[torch.cat(minibatches(len(digits.x_train), TRAIN, 0))]
     changed = (torch.cat(seen) != original).any(1).float().mean().item()
     assert 0.7 < changed < 1.0  # 8 of the 9 positions move the image
+
+
+def test_each_process_of_a_run_gets_its_own_gpu_or_the_cpu(monkeypatch):
+    """NCCL needs one GPU per process: with 2 processes on a 1-GPU machine 'auto' falls back to the CPU and
+    'cuda' is refused before anything starts; with 2 GPUs each rank takes cuda:LOCAL_RANK."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto", processes=1) == torch.device("cuda")
+    assert resolve_device("auto", processes=2) == torch.device("cpu")
+    with pytest.raises(ValueError, match="need a GPU each and it has 1"):
+        resolve_device("cuda", processes=2)
+    with pytest.raises(ValueError, match="cannot share one GPU"):
+        resolve_device("cuda:0", processes=2)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="has 2 GPU"):
+        resolve_device("cuda:2", processes=1)
+
+
+def test_cuda_is_refused_where_there_is_no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", processes=4) == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device("cuda")

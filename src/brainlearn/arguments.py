@@ -48,10 +48,11 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N (default: %(default)s)")
 
 
-def device_or_usage_error(name: str, parser: argparse.ArgumentParser) -> torch.device:
-    """The device `name` means here; one that is not there is a usage error (exit 2)."""
+def device_or_usage_error(name: str, parser: argparse.ArgumentParser, processes: int | None = None) -> torch.device:
+    """The device `name` means here (for each of `processes` processes); one that is not there is a usage error
+    (exit 2)."""
     try:
-        return resolve_device(name)
+        return resolve_device(name, processes)
     except ValueError as error:
         parser.error(str(error))
 

@@ -182,7 +182,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
         train_config = config_from_args(TrainConfig, args, parser)
         learner_config = config_from_args(ALGORITHMS[args.algorithm].Config, args, parser)
         dataset = args.dataset or "digits"
-    device_or_usage_error(train_config.device, parser)
+    device_or_usage_error(train_config.device, parser, args.nproc if launcher else None)
     if train_config.batch_size % args.nproc:
         parser.error(f"--batch-size {train_config.batch_size} (the global batch) must divide among --nproc "
                      f"{args.nproc} processes")

@@ -118,17 +118,32 @@ def make_learner(algorithm: str, n_inputs: int, n_classes: int, config=None, see
     return learner.to_device(torch.device(device), seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto': CUDA when a GPU is there, else the CPU; 'cuda' without a GPU is refused with one line."""
+def resolve_device(name: str, processes: int | None = None) -> torch.device:
+    """The device `name` means for this process.
+
+    'auto': CUDA when there is a GPU for every process on this machine, else the CPU. 'cuda' in one of several
+    processes on a machine (`processes`, by default torchrun's LOCAL_WORLD_SIZE) means this process's own GPU,
+    cuda:LOCAL_RANK: NCCL needs one GPU per process. Refused with one line: CUDA without a GPU, fewer GPUs than
+    processes, a GPU index the machine lacks, and one named GPU shared by several processes."""
+    processes = processes if processes is not None else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if 0 < gpus and processes <= gpus else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if not gpus:
         raise ValueError(f"device {name}: no CUDA GPU is available here (torch {torch.__version__}, built "
                          f"{'with' if torch.version.cuda else 'without'} CUDA); use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
+    if device.index is not None and device.index >= gpus:
+        raise ValueError(f"device {name}: this machine has {gpus} GPU(s)")
+    if processes > 1 and device.index is not None:
+        raise ValueError(f"device {name}: {processes} processes cannot share one GPU; give --device cuda "
+                         "(one GPU per process) or --device cpu")
+    if processes > gpus:
+        raise ValueError(f"device {name}: {processes} processes on this machine need a GPU each and it has {gpus}; "
+                         f"use --nproc {gpus} or --device cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if processes > 1 else device
 
 
 def matmul_precision(precision: str) -> None:
