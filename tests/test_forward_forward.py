@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from brainlearn.algorithms import ForwardForward, ForwardForwardConfig
-from brainlearn.algorithms.forward_forward import NEUTRAL, embed_label, ff_loss, goodness, layer_norm
+from brainlearn.algorithms.forward_forward import (NEUTRAL, FullGradientReLU, embed_label, ff_loss, goodness, layer_norm,
+                                                   peer_loss)
 from brainlearn.train import TrainConfig, fit, make_learner
 
 
@@ -113,3 +114,95 @@ def test_ff_refuses_bad_configuration():
         ForwardForwardConfig(negatives="fancy")
     with pytest.raises(ValueError, match="label"):
         ForwardForward(5, 10)
+
+
+def plain_first_layer(ff: ForwardForward, x: torch.Tensor):
+    """Layer 1's pre-activations computed pass by pass, as the module docstring's equation replaces."""
+    return lambda *labels: ff.layers[0](layer_norm(torch.cat([ff.embed(x, labels_k) for labels_k in labels])))
+
+
+@pytest.mark.parametrize("label_value", [1.0, 5.0])
+def test_shared_first_layer_product_equals_the_plain_passes(digits, label_value):
+    ff = ForwardForward(digits.n_features, 10, ForwardForwardConfig(hidden=(16,), label_value=label_value))
+    x, y = digits.x_train[:30], digits.y_train[:30]
+    y_neg = (y + 3) % 10
+    shared, plain = ff.first_layer(x), plain_first_layer(ff, x)
+    for labels in [(None,), (y, y_neg)]:
+        assert torch.allclose(shared(*labels), plain(*labels), atol=1e-5)
+
+
+def test_shared_first_layer_product_takes_the_same_training_steps(digits):
+    config = ForwardForwardConfig(hidden=(32, 32))
+    shared = make_learner("ff", digits.n_features, 10, config, seed=0)
+    plain = make_learner("ff", digits.n_features, 10, config, seed=0)
+    plain.first_layer = lambda x: plain_first_layer(plain, x)
+    for i in range(5):
+        x, y = digits.x_train[i * 50:(i + 1) * 50], digits.y_train[i * 50:(i + 1) * 50]
+        a, b = shared.train_step(x, y), plain.train_step(x, y)
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
+    for p, q in zip(shared.parameters(), plain.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
+def test_label_value_scales_the_label_and_the_neutral_label():
+    ff = ForwardForward(20, 10, ForwardForwardConfig(hidden=(8,), label_value=5.0))
+    x = torch.rand(2, 20)
+    assert ff.embed(x, torch.tensor([3, 7]))[:, :10].sum(1).tolist() == [5.0, 5.0]
+    assert ff.embed(x, None)[:, :10].tolist() == [[5.0 * NEUTRAL] * 10] * 2
+    assert torch.equal(ff.embed(x, None)[:, 10:], x[:, 10:])
+
+
+def test_full_gradient_relu_is_relu_forward_and_passes_every_gradient_back():
+    x = torch.tensor([-2.0, -0.5, 0.0, 1.5], requires_grad=True)
+    y = FullGradientReLU.apply(x)
+    assert torch.equal(y, torch.relu(x))
+    y.backward(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert x.grad.tolist() == [1.0, 2.0, 3.0, 4.0]  # relu would pass [0, 0, 0, 4]
+
+
+def test_peer_normalisation_matches_hand_computation():
+    running = torch.tensor([0.5, 1.0, 0.0])
+    positive = torch.tensor([[1.0, 2.0, 0.0], [3.0, 0.0, 0.0]], requires_grad=True)
+    loss, mean = peer_loss(running, positive, momentum=0.9)
+    # m = 0.9 * [0.5, 1, 0] + 0.1 * [2, 1, 0] = [0.65, 1.0, 0.0]; mean_k m_k = 0.55
+    assert mean.tolist() == pytest.approx([0.65, 1.0, 0.0])
+    expected = ((0.55 - 0.65) ** 2 + (0.55 - 1.0) ** 2 + 0.55 ** 2) / 3
+    assert loss.item() == pytest.approx(expected)
+    loss.backward()
+    # dL/dm_i = (2/3) (m_i - mean m) (the mean's own terms sum to zero); dm_i/dy_ri = 0.1 / 2 rows
+    grad_m = [2 / 3 * (m - 0.55) for m in (0.65, 1.0, 0.0)]
+    assert positive.grad.tolist() == [pytest.approx([g * 0.05 for g in grad_m])] * 2
+    assert not mean.requires_grad
+
+
+def test_peer_normalisation_updates_each_layers_running_mean(digits):
+    ff = ForwardForward(digits.n_features, 10, ForwardForwardConfig(hidden=(16, 16), peer_normalization=0.03))
+    before = [ff.running_mean1.clone(), ff.running_mean2.clone()]
+    ff.train_step(digits.x_train[:50], digits.y_train[:50])
+    assert all(not torch.equal(a, b) for a, b in zip(before, [ff.running_mean1, ff.running_mean2]))
+    assert "running_mean1" in ff.state_dict()
+    assert "running_mean1" not in ForwardForward(digits.n_features, 10).state_dict()  # off: checkpoints as before
+
+
+def test_sgd_weight_decay_and_fan_out_init_reach_the_layers():
+    config = ForwardForwardConfig(hidden=(400, 30), optimizer="sgd", momentum=0.8, weight_decay=3e-4,
+                                  classifier_weight_decay=3e-3, init="fan-out")
+    ff = ForwardForward(784, 10, config)
+    assert all(isinstance(opt, torch.optim.SGD) for opt in ff.optimizers)
+    groups = [opt.param_groups[0] for opt in ff.optimizers]
+    assert [g["weight_decay"] for g in groups] == [3e-4, 3e-4, 3e-3] and {g["momentum"] for g in groups} == {0.8}
+    assert ff.layers[0].weight.std().item() == pytest.approx(400 ** -0.5, rel=0.02)
+    assert ff.layers[1].weight.std().item() == pytest.approx(30 ** -0.5, rel=0.05)
+    assert not ff.layers[0].bias.any()
+
+
+def test_the_full_recipe_resumes_bit_for_bit(digits, tmp_path):
+    config = ForwardForwardConfig(hidden=(32, 32), optimizer="sgd", weight_decay=3e-4, peer_normalization=0.03,
+                                  full_gradient_relu=True, init="fan-out", label_value=5.0)
+    train = TrainConfig(epochs=2, batch_size=50)
+    straight = fit(make_learner("ff", digits.n_features, 10, config), digits, train, progress=False)
+    fit(make_learner("ff", digits.n_features, 10, config), digits, TrainConfig(epochs=1, batch_size=50),
+        run_dir=tmp_path, progress=False)
+    resumed = fit(make_learner("ff", digits.n_features, 10, config), digits, train, run_dir=tmp_path, resume=True,
+                  progress=False)
+    assert [row["loss"] for row in resumed] == [row["loss"] for row in straight]

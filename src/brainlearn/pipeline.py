@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .algorithms.forward_forward import ForwardForward, embed_label, ff_loss, goodness, layer_norm
+from .algorithms.forward_forward import ForwardForward, layer_norm
 from .data import Dataset
 from .distributed import collective
 from .train import TrainConfig, apply_lr_schedule, minibatches
@@ -47,37 +47,33 @@ def stage_step(learner: ForwardForward, stage: int, x: torch.Tensor, y: torch.Te
     """Stage `stage`'s share of `ForwardForward.train_step` on one minibatch: the message for the next
     stage (computed before this layer learns), then this layer's local step (and, last, the softmax's)."""
     batch, widths = len(x), learner.config.hidden
-    layer, theta, optimizer = learner.layers[stage], learner.thetas[stage], learner.optimizers[stage]
+    layer = learner.layers[stage]
     in_width = learner.n_inputs if stage == 0 else widths[stage - 1]
     readout_below = sum(widths[j] for j in learner.readout if j < stage)
-    if stage == 0:
-        y_neg = learner.negative_labels(y, None)
-        h = torch.cat([embed_label(x, y, learner.n_classes), embed_label(x, y_neg, learner.n_classes)])
-        neutral, readout = embed_label(x, None, learner.n_classes), x.new_zeros(batch, 0)
+    if stage == 0:  # layer 1's product with the image, shared by the three passes as in train_step
+        first = learner.first_layer(x)
+        with torch.no_grad():
+            neutral_out = F.relu(first(None))
+        pre = first(y, learner.negative_labels(y, None))
+        readout = x.new_zeros(batch, 0)
     else:
         h, neutral, readout = received.split([2 * batch * in_width, batch * in_width, batch * readout_below])
         h, neutral, readout = h.view(2 * batch, in_width), neutral.view(batch, in_width), readout.view(batch, -1)
+        with torch.no_grad():
+            neutral_out = F.relu(layer(layer_norm(neutral)))
+        pre = layer(layer_norm(h))
     with torch.no_grad():
-        neutral_out = F.relu(layer(layer_norm(neutral)))
         if stage in learner.readout:
             readout = torch.cat([readout, layer_norm(neutral_out)], 1)
-    out = F.relu(layer(layer_norm(h)))
+    out = learner.activation(pre)
     message = None
     if stage + 1 < len(learner.layers):
         message = torch.cat([out.detach().flatten(), neutral_out.flatten(), readout.flatten()])
     metrics = {}
     if stage + 1 == len(learner.layers):  # the softmax learns first, as in train_step
-        classifier_loss = F.cross_entropy(learner.classifier(readout), y)
-        learner.optimizers[-1].zero_grad(set_to_none=True)
-        classifier_loss.backward()
-        learner.optimizers[-1].step()
+        _, classifier_loss = learner.train_readout(readout, y)
         metrics["loss_classifier"] = classifier_loss.item()
-    g = goodness(out)
-    loss = ff_loss(g[:batch], g[batch:], theta)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    metrics[f"loss_layer{stage + 1}"] = loss.item()
+    metrics[f"loss_layer{stage + 1}"] = learner.learn_layer(stage, out, batch).item()
     return message, metrics
 
 

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from . import plots
 from .algorithms import Backprop, DeepBeliefNet, EquilibriumProp, ForwardForward, RecurrentFF
 from .algorithms.base import Learner
-from .algorithms.forward_forward import embed_label
 
 
 @singledispatch
@@ -37,7 +36,7 @@ def layer_activities(learner: Learner, x: torch.Tensor) -> dict[str, torch.Tenso
 
 @layer_activities.register
 def _(learner: ForwardForward, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    acts = learner.activities(embed_label(x, None, learner.n_classes))
+    acts = learner.activities(learner.embed(x, None))
     return {f"layer{j + 1}": a[None] for j, a in enumerate(acts)}
 
 

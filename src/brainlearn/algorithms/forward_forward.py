@@ -21,6 +21,25 @@ Two forward passes replace forward + backward:
 * learning is local: each layer has its own optimizer and its input is detached, so no
   gradient ever crosses a layer. All layers learn on every minibatch.
 
+Optional parts of the reference codes' recipe (Hinton's Matlab code and talk; loeweX/Forward-Forward), each
+a config field, off by default unless said otherwise:
+* peer normalisation: a running mean m_i <- mu m_i + (1 - mu) mean_batch(y_i) of every unit's activity on
+  positive data (mu = peer_momentum; the old m detached), and a term
+      L_peer = peer_normalization * mean_i (mean_k m_k - m_i)^2
+  added to the layer's loss, which pulls every unit towards the layer's mean activity (no dead or
+  dominating units);
+* weight decay (`weight_decay` on the FF layers, `classifier_weight_decay` on the softmax) and SGD with
+  momentum instead of Adam (`optimizer`);
+* a "full-gradient" ReLU: relu forward, the gradient passed unchanged backward (also where the unit is off);
+* `init = "fan-out"`: weights drawn from N(0, 1/fan_out), zero biases;
+* `label_value`: the value of the label's pixel (Hinton's talk: 5, "so it has more effect"); the neutral
+  label is label_value / 10 in every label pixel.
+
+Layer 1's product with the image is shared by the neutral, positive and negative passes of a step: only the
+label pixels differ, and any one-hot label adds the same label_value^2 to the input's squared length, so
+    W x̂ = (W_image x_image + W_label label) / rms(x),   rms(x)^2 = (|x_image|^2 + |label|^2) / n_inputs
+is the image's product (once per minibatch) plus a column of W per pass.
+
 Classification (sec. 3.3), both reported:
   (a) "softmax": image with a neutral label (every label pixel 0.1), a linear softmax on the
       normalised activities of hidden layers 2..N (layer 1 is excluded, as Hinton does);
@@ -43,16 +62,31 @@ from .local import connection, map_sizes
 NEUTRAL = 0.1  # label-pixel value meaning "no label" (sec. 3.3)
 
 
-def embed_label(x: torch.Tensor, labels: torch.Tensor | None, n_classes: int) -> torch.Tensor:
-    """Overwrite the first `n_classes` pixels with one-hot(labels), or NEUTRAL everywhere if None."""
+EPS = 1e-8  # added to a row's root mean square before dividing by it
+
+
+def embed_label(x: torch.Tensor, labels: torch.Tensor | None, n_classes: int, value: float = 1.0) -> torch.Tensor:
+    """Overwrite the first `n_classes` pixels with value * one-hot(labels), or value * NEUTRAL everywhere if None."""
     out = x.clone()
-    out[:, :n_classes] = NEUTRAL if labels is None else one_hot(labels, n_classes, x.dtype)
+    out[:, :n_classes] = value * NEUTRAL if labels is None else value * one_hot(labels, n_classes, x.dtype)
     return out
 
 
-def layer_norm(y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def layer_norm(y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Divide each row by its root mean square: keeps the orientation, drops the goodness."""
     return y / (y.pow(2).mean(1, keepdim=True).sqrt() + eps)
+
+
+class FullGradientReLU(torch.autograd.Function):
+    """relu(x) forward; backward the gradient passes unchanged, also where the unit is off (loeweX)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
 
 
 def goodness(y: torch.Tensor) -> torch.Tensor:
@@ -63,6 +97,14 @@ def goodness(y: torch.Tensor) -> torch.Tensor:
 def ff_loss(g_pos: torch.Tensor, g_neg: torch.Tensor, theta: float) -> torch.Tensor:
     """Mean logistic loss of p = sigma(G - theta): positives should be above theta, negatives below."""
     return F.softplus(theta - g_pos).mean() + F.softplus(g_neg - theta).mean()
+
+
+def peer_loss(running_mean: torch.Tensor, positive: torch.Tensor, momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Peer normalisation: (mean_i (mean_k m_k - m_i)^2, the new running mean m) for activities `positive`
+    (rows: positive data), m = momentum * running_mean + (1 - momentum) * mean over rows; the gradient flows
+    through this minibatch's mean only."""
+    mean = momentum * running_mean + (1 - momentum) * positive.mean(0)
+    return (mean.mean() - mean).pow(2).mean(), mean.detach()
 
 
 def wrong_labels(y: torch.Tensor, logits: torch.Tensor | None, negatives: str, n_classes: int,
@@ -79,24 +121,45 @@ def wrong_labels(y: torch.Tensor, logits: torch.Tensor | None, negatives: str, n
 @dataclass
 class ForwardForwardConfig:
     hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of every FF layer"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate of every FF layer"})
     threshold: float = field(default=1.0, metadata={
         "help": "goodness threshold per unit: theta = threshold * layer width"})
     negatives: str = field(default="hard", metadata={
         "choices": ("hard", "random"),
         "help": "wrong labels for negative data: 'hard' samples them from the softmax "
                 "classifier's predictions (Hinton), 'random' uniformly"})
-    classifier_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the linear softmax"})
+    classifier_lr: float = field(default=1e-3, metadata={"help": "learning rate of the linear softmax"})
     goodness_top_k: int = field(default=0, metadata={
         "help": "goodness evaluation: score only the top-k labels of the softmax (0 = all labels)"})
     local_field: int = field(default=0, metadata={
         "help": "0: dense layers; k: locally connected ones with k x k receptive fields (square images; "
                 "hidden sizes: units per location x pixels)"})
+    optimizer: str = field(default="adam", metadata={
+        "choices": ("adam", "sgd"), "help": "optimizer of every layer and the softmax: Adam, or SGD with --momentum"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD's momentum (loeweX: 0.9)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay of the FF layers (loeweX: 3e-4)"})
+    classifier_weight_decay: float = field(default=0.0, metadata={
+        "help": "L2 weight decay of the softmax (loeweX: 3e-3)"})
+    peer_normalization: float = field(default=0.0, metadata={
+        "help": "weight of the peer-normalisation term (loeweX: 0.03; 0: off)"})
+    peer_momentum: float = field(default=0.9, metadata={"help": "momentum of peer normalisation's running means"})
+    full_gradient_relu: bool = field(default=False, metadata={
+        "help": "ReLU whose backward passes the gradient also where the unit is off (loeweX)"})
+    init: str = field(default="torch", metadata={
+        "choices": ("torch", "fan-out"),
+        "help": "layer weights: torch's default, or N(0, 1/fan_out) with zero biases (loeweX)"})
+    label_value: float = field(default=1.0, metadata={
+        "help": "value of the label's pixel (Hinton's talk: 5); the neutral label is a tenth of it"})
 
     def __post_init__(self):
         self.hidden = layer_sizes(self.hidden)
         if self.lr <= 0 or self.classifier_lr <= 0:
             raise ValueError("learning rates must be positive")
+        if self.optimizer not in ("adam", "sgd") or self.init not in ("torch", "fan-out"):
+            raise ValueError("optimizer must be 'adam' or 'sgd', init 'torch' or 'fan-out'")
+        if (not 0 <= self.momentum < 1 or not 0 <= self.peer_momentum < 1 or self.weight_decay < 0
+                or self.classifier_weight_decay < 0 or self.peer_normalization < 0 or self.label_value <= 0):
+            raise ValueError("need momenta in [0, 1), weight decays and peer_normalization >= 0, label_value > 0")
         if self.threshold <= 0:
             raise ValueError("threshold must be positive")
         if self.negatives not in ("hard", "random"):
@@ -110,11 +173,9 @@ class SoftmaxReadout:
     last of its `optimizers`, and a goodness `predict(x)`: the softmax learns beside the FF layers, on their
     detached activities, and both methods are evaluated."""
 
-    def train_readout(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the softmax; returns its (detached) logits and loss."""
-        with torch.no_grad():
-            feats = self.features(x)
-        logits = self.classifier(feats)
+    def train_readout(self, features: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the softmax on (detached) `features`; returns its (detached) logits and loss."""
+        logits = self.classifier(features)
         loss = F.cross_entropy(logits, y)
         self.optimizers[-1].zero_grad(set_to_none=True)
         loss.backward()
@@ -146,43 +207,108 @@ class ForwardForward(SoftmaxReadout, Learner):
         image = map_sizes(config.hidden, config.local_field, n_inputs)
         self.layers = nn.ModuleList(connection(a, b, config.local_field, image) for a, b in zip(sizes[:-1], sizes[1:]))
         self.thetas = [config.threshold * width for width in config.hidden]
+        if config.init == "fan-out":
+            for layer in self.layers:
+                if type(layer) is nn.Linear:
+                    nn.init.normal_(layer.weight, 0.0, layer.out_features ** -0.5)
+                    nn.init.zeros_(layer.bias)
         # Layers whose activities classify: 2..N (all of them when there is only one).
         self.readout = list(range(1, len(self.layers))) or [0]
         self.classifier = nn.Linear(sum(config.hidden[j] for j in self.readout), n_classes)
-        self.optimizers = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in self.layers]
-        self.optimizers.append(torch.optim.Adam(self.classifier.parameters(), lr=config.classifier_lr))
+        self.optimizers = [self.make_optimizer(layer, config.lr, config.weight_decay) for layer in self.layers]
+        self.optimizers.append(self.make_optimizer(self.classifier, config.classifier_lr, config.classifier_weight_decay))
+        if config.peer_normalization:  # its running mean activities, one per layer (checkpointed)
+            for j, width in enumerate(config.hidden):
+                self.register_buffer(f"running_mean{j + 1}", torch.zeros(width))
+
+    def make_optimizer(self, module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        if self.config.optimizer == "sgd":
+            return torch.optim.SGD(module.parameters(), lr=lr, momentum=self.config.momentum, weight_decay=weight_decay)
+        return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def embed(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """`x` with `labels` (None: the neutral label) written into its first pixels, at `label_value`."""
+        return embed_label(x, labels, self.n_classes, self.config.label_value)
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        return FullGradientReLU.apply(pre) if self.config.full_gradient_relu else F.relu(pre)
 
     def activities(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each hidden layer's ReLU activity for label-embedded input `x` (no learning)."""
-        out, h = [], x
-        for layer in self.layers:
+        return self.activities_above(self.layers[0](layer_norm(x)))
+
+    def activities_above(self, first: torch.Tensor) -> list[torch.Tensor]:
+        """Each hidden layer's ReLU activity, given layer 1's pre-activations `first` (no learning)."""
+        h = F.relu(first)
+        out = [h]
+        for layer in self.layers[1:]:
             h = F.relu(layer(layer_norm(h)))
             out.append(h)
         return out
 
+    def readout_features(self, acts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([layer_norm(acts[j]) for j in self.readout], 1)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised activities of the readout layers under the neutral label: the softmax's input."""
-        acts = self.activities(embed_label(x, None, self.n_classes))
-        return torch.cat([layer_norm(acts[j]) for j in self.readout], 1)
+        return self.readout_features(self.activities(self.embed(x, None)))
+
+    def first_layer(self, x: torch.Tensor):
+        """pre(*labels): layer 1's pre-activations W x̂ + b for image `x` with each of `labels` written in (None:
+        neutral), stacked; the image's product with W is computed here, once (see the module docstring)."""
+        layer, n = self.layers[0], self.n_classes
+        if type(layer) is not nn.Linear:  # locally connected, or on faulty hardware: every pass in full
+            return lambda *labels: layer(layer_norm(torch.cat([self.embed(x, labels_k) for labels_k in labels])))
+        value, width = self.config.label_value, x.shape[1]
+        image = x.clone()
+        image[:, :n] = 0
+        image_square = image.pow(2).sum(1, keepdim=True)
+        labelled_rms = ((image_square + value ** 2) / width).sqrt() + EPS  # the same for every one-hot label
+        shared = F.linear(image / labelled_rms, layer.weight)  # the whole weight matrix: a sliced one is slow
+
+        def pre(*labels: torch.Tensor | None) -> torch.Tensor:
+            parts = []
+            for labels_k in labels:
+                if labels_k is None:
+                    rms = ((image_square + (value * NEUTRAL) ** 2 * n) / width).sqrt() + EPS
+                    label_term = (value * NEUTRAL / rms) * layer.weight[:, :n].sum(1)
+                    parts.append(shared * (labelled_rms / rms) + label_term + layer.bias)
+                else:
+                    label_term = F.linear(one_hot(labels_k, n, x.dtype) * (value / labelled_rms), layer.weight[:, :n])
+                    parts.append(shared + label_term + layer.bias)
+            return torch.cat(parts)
+
+        return pre
 
     def negative_labels(self, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
 
+    def learn_layer(self, j: int, activity: torch.Tensor, batch: int) -> torch.Tensor:
+        """Layer j's local step from its activity on positive data (the first `batch` rows), then negative data:
+        the goodness loss, plus peer normalisation; returns the loss."""
+        g = goodness(activity)
+        loss = ff_loss(g[:batch], g[batch:], self.thetas[j])
+        if self.config.peer_normalization:
+            peer, mean = peer_loss(getattr(self, f"running_mean{j + 1}"), activity[:batch], self.config.peer_momentum)
+            loss = loss + self.config.peer_normalization * peer
+            getattr(self, f"running_mean{j + 1}").copy_(mean)
+        self.optimizers[j].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers[j].step()
+        return loss.detach()
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, classifier_loss = self.train_readout(x, y)
-        y_neg = self.negative_labels(y, logits)
-        batch = len(x)
-        h = torch.cat([embed_label(x, y, self.n_classes), embed_label(x, y_neg, self.n_classes)])
+        first = self.first_layer(x)
+        with torch.no_grad():
+            features = self.readout_features(self.activities_above(first(None)))
+        logits, classifier_loss = self.train_readout(features, y)
+        pre = first(y, self.negative_labels(y, logits))
         metrics = {}
-        for j, (layer, optimizer, theta) in enumerate(zip(self.layers, self.optimizers, self.thetas)):
-            y_j = F.relu(layer(layer_norm(h)))  # h is detached: no gradient reaches the layer below
-            g = goodness(y_j)
-            loss = ff_loss(g[:batch], g[batch:], theta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            h = y_j.detach()
-            metrics[f"loss_layer{j + 1}"] = loss.detach()
+        for j in range(len(self.layers)):
+            activity = self.activation(pre)
+            metrics[f"loss_layer{j + 1}"] = self.learn_layer(j, activity, len(x))
+            if j + 1 < len(self.layers):  # its input detached: no gradient reaches the layer below
+                pre = self.layers[j + 1](layer_norm(activity.detach()))
         metrics["loss"] = sum(value.double() for value in metrics.values())
         metrics["loss_classifier"] = classifier_loss
         return metrics
@@ -191,7 +317,7 @@ class ForwardForward(SoftmaxReadout, Learner):
     def label_goodness(self, x: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Goodness summed over the readout layers for each (row, candidate label): shape of `candidates`."""
         batch, k = candidates.shape
-        acts = self.activities(embed_label(x.repeat_interleave(k, 0), candidates.reshape(-1), self.n_classes))
+        acts = self.activities(self.embed(x.repeat_interleave(k, 0), candidates.reshape(-1)))
         return sum(goodness(acts[j]) for j in self.readout).view(batch, k)
 
     @torch.no_grad()

@@ -127,7 +127,9 @@ class RecurrentFF(SoftmaxReadout, Learner):
         return ff_loss(negative, positive, theta)  # positives below theta, negatives above
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, classifier_loss = self.train_readout(x, y)
+        with torch.no_grad():
+            features = self.features(x)
+        logits, classifier_loss = self.train_readout(features, y)
         y_neg = wrong_labels(y, logits, self.config.negatives, self.n_classes, self.generator)
         batch = len(x)
         both = torch.cat([x, x])

@@ -112,8 +112,7 @@ def goodness_histograms(ff, data: Dataset, bins: int = 40) -> list[dict]:
     negative_labels = ff.negative_labels(data.y_test, ff.classifier(ff.features(data.x_test)))
     layers = []
     for theta, positive, negative in zip(
-            ff.thetas, ff.activities(forward_forward.embed_label(data.x_test, data.y_test, data.n_classes)),
-            ff.activities(forward_forward.embed_label(data.x_test, negative_labels, data.n_classes))):
+            ff.thetas, ff.activities(ff.embed(data.x_test, data.y_test)), ff.activities(ff.embed(data.x_test, negative_labels))):
         g_pos, g_neg = forward_forward.goodness(positive), forward_forward.goodness(negative)
         low, high = torch.quantile(torch.cat([g_pos, g_neg]), torch.tensor([0.005, 0.995])).tolist()
         edges = torch.linspace(low, high, bins + 1)  # the outer 1% falls into the end bins
