@@ -78,7 +78,9 @@ def layer_norm(y: torch.Tensor, eps: float = EPS) -> torch.Tensor:
 
 
 class FullGradientReLU(torch.autograd.Function):
-    """relu(x) forward; backward the gradient passes unchanged, also where the unit is off (loeweX)."""
+    """relu(x) forward; backward the gradient passes unchanged, also where the unit is off (loeweX). With the
+    goodness loss alone this changes nothing, as dG/dy = 2y is 0 where y is: it acts through peer normalisation,
+    whose gradient reaches units that are off."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,131 @@
+"""Which parts of the reference codes' recipe make Forward-Forward better: an ablation (brainlearn issue 19).
+
+Hinton's 1.36% (2022, sec. 3.3; his Matlab code about 1.47%) and loeweX/Forward-Forward's 1.45% (3 x 1000, 100
+epochs) come from codes that do more than brainlearn's default FF: peer normalisation, weight decay, SGD with
+momentum, a full-gradient ReLU, N(0, 1/fan_out) weights, and (Hinton's talk) a label pixel of 5. Starting from
+today's default, each element is added alone; starting from the full recipe, each is removed alone.
+
+    brainlearn bench ff-ablation --dataset mnist --data-dir DIR      # 784-1000-1000, 10 epochs, 2 seeds
+
+Every variant trains with the same net, data, budget and seeds. Reported: test error by goodness and by the
+softmax, the same on the first 10,000 training images (to show over-fitting), and seconds per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .. import train
+from ..algorithms import ForwardForwardConfig, forward_forward
+from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
+from ..data import Dataset, load_dataset
+from ..train import TrainConfig
+from .common import Experiment, environment, percent, train_once
+
+PRESETS = {
+    "digits": {"hidden": (200, 200), "epochs": 10},
+    "mnist": {"hidden": (1000, 1000), "epochs": 10},
+}
+# Each element of the recipe: the config fields it sets (loeweX/Forward-Forward's values; the label value is
+# Hinton's). SGD takes loeweX's rates: 1e-3 for the FF layers, 1e-2 for the softmax.
+RECIPE = {
+    "peer normalisation": {"peer_normalization": 0.03},
+    "weight decay": {"weight_decay": 3e-4, "classifier_weight_decay": 3e-3},
+    "SGD with momentum": {"optimizer": "sgd", "momentum": 0.9, "lr": 1e-3, "classifier_lr": 1e-2},
+    "full-gradient ReLU": {"full_gradient_relu": True},
+    "fan-out init": {"init": "fan-out"},
+    "label value 5": {"label_value": 5.0},
+}
+TRAINING_ERROR_IMAGES = 10_000
+
+
+def variants() -> dict[str, dict]:
+    """{name: config fields}: today's default, each element added to it, the full recipe, each removed from it."""
+    full = {key: value for fields in RECIPE.values() for key, value in fields.items()}
+    out = {"today's default": {}}
+    out.update({f"+ {name}": fields for name, fields in RECIPE.items()})
+    out["full recipe"] = full
+    out.update({f"full recipe - {name}": {key: value for key, value in full.items() if key not in fields}
+                for name, fields in RECIPE.items()})
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default: the preset's)")
+    parser.add_argument("--epochs", type=int, help="(default: the preset's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
+    parser.add_argument("--variants", nargs="+", choices=list(variants()), metavar="VARIANT",
+                        help="only these variants (default: all): " + "; ".join(variants()))
+    add_device_argument(parser)
+    add_output_arguments(parser)
+
+
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    if args.dataset not in PRESETS:
+        parser.error(f"no preset for --dataset {args.dataset} here; choose one of {', '.join(PRESETS)}")
+    device_or_usage_error(args.device, parser)
+    preset = PRESETS[args.dataset]
+    hidden = tuple(args.hidden) if args.hidden is not None else preset["hidden"]
+    chosen = {name: fields for name, fields in variants().items() if args.variants is None or name in args.variants}
+    try:
+        train_config = TrainConfig(epochs=args.epochs if args.epochs is not None else preset["epochs"],
+                                   batch_size=args.batch_size, lr_schedule="cooldown", eval_every=1,
+                                   device=args.device)
+        configs = {name: ForwardForwardConfig(**{"hidden": hidden, **fields}) for name, fields in chosen.items()}
+    except ValueError as error:
+        parser.error(str(error))
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    return run(data, args.seeds, train_config, configs, args.out_dir, command, progress=not args.quiet)
+
+
+def run(data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dict[str, ForwardForwardConfig],
+        out_dir: Path, command: str, progress: bool = True) -> dict:
+    """Train FF once per variant and seed; errors on the test set and on training images, and speed."""
+    started = environment()
+    x_seen, y_seen = data.x_train[:TRAINING_ERROR_IMAGES], data.y_train[:TRAINING_ERROR_IMAGES]
+    rows = []
+    for name, config in configs.items():
+        runs = []
+        for seed in seeds:
+            ff, run = train_once("ff", config, data, replace(train_config, seed=seed), None, progress)
+            run["training_errors"] = ff.evaluate(x_seen, y_seen)
+            runs.append({"seed": seed, "ff": run})
+        summary = {f"{key}": statistics.mean(r["ff"]["final"][key] for r in runs)
+                   for key in ("error_goodness", "error_softmax")}
+        summary.update({f"training_{key}": statistics.mean(r["ff"]["training_errors"][key] for r in runs)
+                        for key in ("error_goodness", "error_softmax")})
+        summary["seconds_per_epoch"] = statistics.mean(r["ff"]["seconds_per_epoch"] for r in runs)
+        rows.append({"variant": name, "config": asdict(config), "summary": summary, "runs": runs})
+        if progress:
+            print(f"{name}: goodness {percent(summary['error_goodness'])}, softmax {percent(summary['error_softmax'])}",
+                  flush=True)
+    return EXPERIMENT.write(data.name, command, started, seeds, asdict(train_config),
+                            {"hidden": list(rows[0]["config"]["hidden"]), "recipe": RECIPE,
+                             "training_error_images": len(x_seen), "variants": rows}, out_dir)
+
+
+def markdown(result: dict) -> str:
+    lines = [f"FF {'-'.join(map(str, result['hidden']))} hidden, {result['train_config']['epochs']} epochs, mean of "
+             f"{len(result['seeds'])} seed(s). Training error: the first {result['training_error_images']} training "
+             "images. The recipe's elements and their settings are in the JSON (`recipe`).", "",
+             "| variant | test error, goodness | test error, softmax | training error, goodness | training error, "
+             "softmax | s/epoch |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in result["variants"]:
+        s = row["summary"]
+        lines.append(f"| {row['variant']} | {percent(s['error_goodness'])} | {percent(s['error_softmax'])} | "
+                     f"{percent(s['training_error_goodness'])} | {percent(s['training_error_softmax'])} | "
+                     f"{s['seconds_per_epoch']:.1f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+EXPERIMENT = Experiment(
+    name="ff-ablation", result="ff_ablation",
+    help="Forward-Forward: each element of the reference recipe added to today's default, or removed from the "
+         "full recipe", description=__doc__, code=(forward_forward, train), add_arguments=add_arguments,
+    run_from_args=run_from_args, markdown=markdown)
