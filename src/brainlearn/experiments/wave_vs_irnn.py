@@ -177,7 +177,7 @@ CLAIMS = (
                                    for row in r["adding"]),
           differs=lambda r: None if all(wave_first(row) and not row["wrnn"]["diverged"] for row in r["adding"]) else (
               f"not at every length within {r['train_config']['steps']} steps, or the wRNN diverged after "
-              "solving it (ReLU waves that wrap round a ring shorter than T)"),
+              "solving it (see the steps to solve)"),
           reproduced_when="at every T, the wRNN solves it and in fewer steps than the iRNN"),
     Claim("Traveling waves", "At T = 1000 the wave-RNN solves the adding task; the identity RNN never does",
           "wRNN MSE 6e-5 in 2k steps; iRNN 0.16", "Keller, Sejnowski & Welling", "wave_vs_irnn_sequences",
