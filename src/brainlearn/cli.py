@@ -54,30 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learning without backpropagation, each algorithm beside a backprop twin.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train one learner, with checkpoints and --resume")
-    algorithms = train.add_subparsers(dest="algorithm", required=True, metavar="ALGORITHM")
-    for name, learner in ALGORITHMS.items():
-        doc = sys.modules[learner.__module__].__doc__
-        sub = algorithms.add_parser(name, help=doc.strip().splitlines()[0], description=doc,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_data_arguments(sub, default=None, default_help="digits, or with --resume the run's own")
-        sub.add_argument("--run-dir", type=Path, default=Path("runs") / name,
-                         help="where checkpoint.pt and metrics.jsonl go; held by one run at a time (default: "
-                              "%(default)s)")
-        mode = sub.add_mutually_exclusive_group()
-        mode.add_argument("--resume", action="store_true",
-                          help="continue the run in --run-dir from its checkpoint, with its settings (more --epochs "
-                               "extend it; --device may differ)")
-        mode.add_argument("--overwrite", action="store_true",
-                          help="delete the run already in --run-dir and start a new one there")
-        sub.add_argument("--nproc", type=int, default=1,
-                         help="data-parallel processes on this machine, started by torchrun; --batch-size is the "
-                              "global batch (default: %(default)s)")
-        sub.add_argument("--dist-timeout", type=float, default=300.0,
-                         help="seconds a process waits for the others before it stops with an error "
-                              "(default: %(default)s)")
-        add_config_arguments(sub, TrainConfig, "training")
-        add_config_arguments(sub, learner.Config, f"{name} learner")
+    add_train_commands(commands.add_parser("train", help="train one learner, with checkpoints and --resume"))
 
     evaluate = commands.add_parser("eval", help="test error of a saved checkpoint, by every evaluation method")
     evaluate.add_argument("checkpoint", type=Path,
@@ -127,6 +104,33 @@ def build_parser() -> argparse.ArgumentParser:
                                help="README whose <!-- report:start/end --> block is rewritten (default: "
                                     "%(default)s; skipped if absent)")
     return parser
+
+
+def add_train_commands(train: argparse.ArgumentParser) -> None:
+    """`brainlearn train ALGORITHM`: one subcommand per learner, one flag per field of its config and TrainConfig."""
+    algorithms = train.add_subparsers(dest="algorithm", required=True, metavar="ALGORITHM")
+    for name, learner in ALGORITHMS.items():
+        doc = sys.modules[learner.__module__].__doc__
+        sub = algorithms.add_parser(name, help=doc.strip().splitlines()[0], description=doc,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_data_arguments(sub, default=None, default_help="digits, or with --resume the run's own")
+        sub.add_argument("--run-dir", type=Path, default=Path("runs") / name,
+                         help="where checkpoint.pt and metrics.jsonl go; held by one run at a time (default: "
+                              "%(default)s)")
+        mode = sub.add_mutually_exclusive_group()
+        mode.add_argument("--resume", action="store_true",
+                          help="continue the run in --run-dir from its checkpoint, with its settings (more --epochs "
+                               "extend it; --device may differ)")
+        mode.add_argument("--overwrite", action="store_true",
+                          help="delete the run already in --run-dir and start a new one there")
+        sub.add_argument("--nproc", type=int, default=1,
+                         help="data-parallel processes on this machine, started by torchrun; --batch-size is the "
+                              "global batch (default: %(default)s)")
+        sub.add_argument("--dist-timeout", type=float, default=300.0,
+                         help="seconds a process waits for the others before it stops with an error "
+                              "(default: %(default)s)")
+        add_config_arguments(sub, TrainConfig, "training")
+        add_config_arguments(sub, learner.Config, f"{name} learner")
 
 
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> None:
