@@ -71,6 +71,25 @@ def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
     assert (tmp_path / "ff_goodness_digits.png").stat().st_size > 1000
 
 
+def test_ff_ablation_trains_each_chosen_variant_and_reports_training_error(tmp_path, capsys):
+    argv = ["bench", "ff-ablation", "--seeds", "0", "--epochs", "1", "--hidden", "16", "16", "--variants",
+            "today's default", "+ label value 5", "full recipe - SGD with momentum", "--out-dir", str(tmp_path),
+            "--quiet"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "ff_ablation_digits.json").read_text())
+    rows = {row["variant"]: row for row in result["variants"]}
+    assert list(rows) == ["today's default", "+ label value 5", "full recipe - SGD with momentum"]
+    assert rows["today's default"]["config"]["label_value"] == 1.0 and rows["+ label value 5"]["config"][
+        "label_value"] == 5.0
+    assert rows["full recipe - SGD with momentum"]["config"]["optimizer"] == "adam"
+    assert rows["full recipe - SGD with momentum"]["config"]["peer_normalization"] == 0.03
+    assert all(0 <= row["summary"]["training_error_goodness"] <= 1 for row in rows.values())
+    assert "| + label value 5 |" in (tmp_path / "ff_ablation_digits.md").read_text()
+    with pytest.raises(SystemExit) as bad:
+        main(["bench", "ff-ablation", "--variants", "no such variant"])
+    assert bad.value.code == 2
+
+
 def test_dbn_train_then_dream_writes_a_png(tmp_path, capsys):
     run = tmp_path / "dbn"
     assert main(["train", "dbn", "--hidden", "32", "32", "64", "--epochs", "1", "--run-dir", str(run)]) == 0
