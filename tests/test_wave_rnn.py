@@ -56,8 +56,10 @@ def test_copy_task_asks_for_the_symbols_after_the_delimiter():
 
 def test_both_models_learn_the_adding_task_at_a_small_length():
     config = SequenceTrainConfig(steps=400, batch_size=64, lr=1e-2, eval_every=400, eval_size=500)
-    for model in (IdentityRNN(2, 32, 1), WaveRNN(2, channels=4, positions=12, n_outputs=1)):
-        torch.manual_seed(0)
+    builders = (lambda: IdentityRNN(2, 32, 1), lambda: WaveRNN(2, channels=4, positions=12, n_outputs=1))
+    for build in builders:
+        torch.manual_seed(0)  # before the model is built: its initial weights must not depend on earlier tests
+        model = build()
         run = train_on_task(model, "adding", 8, config)
         assert run["history"][-1]["test_loss"] < 0.06, type(model).__name__  # predicting the mean: 0.167
 
