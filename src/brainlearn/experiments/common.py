@@ -24,7 +24,8 @@ import torch
 import brainlearn
 
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
-from ..data import Dataset
+from ..algorithms import BackpropConfig
+from ..data import Dataset, load_dataset
 from ..runfolder import write_atomically
 from ..train import TrainConfig, fit, make_learner
 
@@ -292,19 +293,39 @@ def add_twin_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help:
     add_output_arguments(parser)
 
 
+def dataset_preset(presets: dict, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """The preset for --dataset (the paper's with --full, where the experiment has that flag); a data set
+    without one is a usage error."""
+    key = "mnist-full" if getattr(args, "full", False) else args.dataset
+    if key not in presets:
+        parser.error(f"no preset for --dataset {args.dataset} here; choose one of "
+                     f"{', '.join(name for name in presets if name != 'mnist-full')}")
+    return presets[key]
+
+
 def chosen_preset(args: argparse.Namespace, parser: argparse.ArgumentParser, presets: dict) -> dict:
     """The preset for --dataset (the paper's with --full), with every flag the command line gives on top."""
     if args.full and args.dataset != "mnist":
         parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
-    key = "mnist-full" if args.full else args.dataset
-    if key not in presets:
-        parser.error(f"no preset for --dataset {args.dataset} here; choose one of "
-                     f"{', '.join(name for name in presets if name != 'mnist-full')}")
+    preset = dataset_preset(presets, args, parser)
     device_or_usage_error(args.device, parser)
-    preset = presets[key]
     given = {flag: getattr(args, flag) for flag in ("epochs", "hidden", "batch_size", "lr", "bp_lr")
              if getattr(args, flag, None) is not None}
     return {"batch_size": 100, **preset, **given}
+
+
+def twin_setup(args: argparse.Namespace, parser: argparse.ArgumentParser, presets: dict,
+               learner_config: Callable[[dict], object]) -> tuple[TrainConfig, object, BackpropConfig, Dataset]:
+    """A learner-vs-twin experiment's (training budget, learner config, BP twin config, data set) from the preset
+    and the flags; `learner_config(chosen)` builds the learner's config. A bad value is a usage error."""
+    chosen = chosen_preset(args, parser, presets)
+    try:
+        train_config = twin_train_config(args, chosen)
+        config = learner_config(chosen)
+        bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
+    except ValueError as error:
+        parser.error(str(error))
+    return train_config, config, bp_config, load_dataset(args.dataset, args.data_dir, download=not args.no_download)
 
 
 def twin_train_config(args: argparse.Namespace, chosen: dict) -> TrainConfig:

@@ -22,11 +22,11 @@ from .. import plots, train
 from ..algorithms import BackpropConfig, DeepBeliefNetConfig, backprop, boltzmann
 from ..algorithms.base import error_rate
 from ..algorithms.boltzmann import ais_betas, ais_log_partition
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..train import TrainConfig
-from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, configs_fields, curves_title,
+from .common import (Claim, Experiment, add_twin_arguments, configs_fields, curves_title,
                      environment, mean_curve, mean_over_runs, net_description, percent, run_seeds, speed_table,
-                     timing_summary, twin_train_config)
+                     timing_summary, twin_setup)
 
 NEVER = 2**62  # a step count no run reaches
 
@@ -59,18 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    chosen = chosen_preset(args, parser, PRESETS)
-    try:
-        train_config = twin_train_config(args, chosen)
-        dbn_config = DeepBeliefNetConfig(
-            hidden=tuple(chosen["hidden"]), lr=chosen["lr"],
-            top_sleep=args.top_sleep if args.top_sleep is not None else chosen["top_sleep"],
-            discriminative=args.discriminative if args.discriminative is not None else chosen["discriminative"],
-            momentum_warmup_steps=chosen["momentum_warmup_steps"])
-        bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
-    except ValueError as error:
-        parser.error(str(error))
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    train_config, dbn_config, bp_config, data = twin_setup(args, parser, PRESETS, lambda chosen: DeepBeliefNetConfig(
+        hidden=tuple(chosen["hidden"]), lr=chosen["lr"],
+        top_sleep=args.top_sleep if args.top_sleep is not None else chosen["top_sleep"],
+        discriminative=args.discriminative if args.discriminative is not None else chosen["discriminative"],
+        momentum_warmup_steps=chosen["momentum_warmup_steps"]))
     if args.dream_steps < 1 or args.dream_temperature < 1:
         parser.error("need --dream-steps >= 1 and --dream-temperature >= 1")
     return run(data, args.seeds, train_config, dbn_config, bp_config, args.out_dir, command, progress=not args.quiet,

@@ -25,7 +25,7 @@ from ..algorithms import ForwardForwardConfig, forward_forward
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
 from ..data import Dataset, load_dataset
 from ..train import TrainConfig
-from .common import Experiment, environment, percent, train_once
+from .common import Experiment, dataset_preset, environment, percent, train_once
 
 PRESETS = {
     "digits": {"hidden": (200, 200), "epochs": 10},
@@ -72,10 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    if args.dataset not in PRESETS:
-        parser.error(f"no preset for --dataset {args.dataset} here; choose one of {', '.join(PRESETS)}")
+    preset = dataset_preset(PRESETS, args, parser)
     device_or_usage_error(args.device, parser)
-    preset = PRESETS[args.dataset]
     hidden = tuple(args.hidden) if args.hidden is not None else preset["hidden"]
     chosen = {name: fields for name, fields in variants().items() if args.variants is None or name in args.variants}
     try:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .. import plots, train
 from ..algorithms import BackpropConfig, ForwardForwardConfig, backprop, forward_forward
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..train import TrainConfig
-from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, configs_fields, curves_title,
+from .common import (Claim, Experiment, add_twin_arguments, configs_fields, curves_title,
                      environment, mean_curve, mean_over_runs, net_description, percent, run_seeds, timing_summary,
-                     twin_train_config)
+                     twin_setup)
 
 PRESETS = {  # the paper's 0.64% came "after long training"; the same budget with and without jitter here
     "digits": {"hidden": (500, 500), "epochs": 30, "lr": 1e-3, "bp_lr": 1e-3},
@@ -34,16 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    chosen = chosen_preset(args, parser, PRESETS)
-    try:
-        train_config = twin_train_config(args, chosen)
-        ff_config = ForwardForwardConfig(hidden=tuple(chosen["hidden"]), lr=chosen["lr"])
-        bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
-    except ValueError as error:
-        parser.error(str(error))
     if args.jitter < 1:
         parser.error("--jitter must be >= 1")
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    train_config, ff_config, bp_config, data = twin_setup(
+        args, parser, PRESETS, lambda chosen: ForwardForwardConfig(hidden=tuple(chosen["hidden"]), lr=chosen["lr"]))
     return run(data, args.seeds, train_config, ff_config, bp_config, args.out_dir, command, progress=not args.quiet,
                keep_runs=args.keep_runs, jitter=args.jitter)
 

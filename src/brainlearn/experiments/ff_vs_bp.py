@@ -20,11 +20,11 @@ import torch
 from .. import plots, train
 from ..algorithms import BackpropConfig, ForwardForwardConfig, backprop, forward_forward
 from ..algorithms.base import error_rate
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..train import TrainConfig
-from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, configs_fields, curves_title,
+from .common import (Claim, Experiment, add_twin_arguments, configs_fields, curves_title,
                      environment, matmul_gflops, mean_curve, mean_over_runs, net_description, percent, run_seeds,
-                     speed_table, timing_summary, twin_train_config)
+                     speed_table, timing_summary, twin_setup)
 
 # Sized for about 45 minutes on 2 cores with 2 seeds. FF with Adam at 3e-3 was ahead after 4 epochs but stalled
 # near 5% test error for 19 of 30 epochs, behind 1e-3 at every epoch.
@@ -42,14 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    chosen = chosen_preset(args, parser, PRESETS)
-    try:
-        train_config = twin_train_config(args, chosen)
-        ff_config = ForwardForwardConfig(hidden=tuple(chosen["hidden"]), lr=chosen["lr"], negatives=args.negatives)
-        bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
-    except ValueError as error:
-        parser.error(str(error))
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    train_config, ff_config, bp_config, data = twin_setup(args, parser, PRESETS, lambda chosen: ForwardForwardConfig(
+        hidden=tuple(chosen["hidden"]), lr=chosen["lr"], negatives=args.negatives))
     return run(data, args.seeds, train_config, ff_config, bp_config, args.out_dir, command, progress=not args.quiet,
                keep_runs=args.keep_runs)
 

@@ -16,10 +16,10 @@ import torch
 
 from .. import plots, train
 from ..algorithms import BackpropConfig, RecurrentFFConfig, backprop, forward_forward, recurrent_ff
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..train import TrainConfig
-from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, curves_title, environment, mean_curve,
-                     mean_over_runs, net_description, percent, run_seeds, timing_summary, twin_train_config)
+from .common import (Claim, Experiment, add_twin_arguments, curves_title, environment, mean_curve,
+                     mean_over_runs, net_description, percent, run_seeds, timing_summary, twin_setup)
 
 PRESETS = {  # the paper's net was larger: `--full`
     "digits": {"hidden": (200, 200), "epochs": 20, "lr": 1e-3, "bp_lr": 1e-3},
@@ -37,14 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    chosen = chosen_preset(args, parser, PRESETS)
-    try:
-        train_config = twin_train_config(args, chosen)
-        rff_config = RecurrentFFConfig(hidden=tuple(chosen["hidden"]), lr=chosen["lr"], negatives=args.negatives)
-        bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
-    except ValueError as error:
-        parser.error(str(error))
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    train_config, rff_config, bp_config, data = twin_setup(args, parser, PRESETS, lambda chosen: RecurrentFFConfig(
+        hidden=tuple(chosen["hidden"]), lr=chosen["lr"], negatives=args.negatives))
     return run(data, args.seeds, train_config, rff_config, bp_config, args.out_dir, command, progress=not args.quiet,
                keep_runs=args.keep_runs, objectives=tuple(dict.fromkeys(args.objectives)))
 
