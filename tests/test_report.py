@@ -1,9 +1,11 @@
 import json
 import shutil
+from argparse import Namespace
 
 import pytest
 
 from brainlearn.cli import main
+from brainlearn.experiments.common import experiment_data
 from brainlearn.report import README_END, README_START, write_report
 
 
@@ -45,6 +47,31 @@ def test_claim_rows_read_our_figures_from_the_json(results, tmp_path):
     assert "goodness 1.23%, softmax 2.34%; BP twin 1.11%" in ff_row and "| reproduced |" in ff_row
     speed_row = next(line for line in text.splitlines() if "twice backprop" in line)
     assert "2.50x" in speed_row and "differs: FF slower than claimed here" in speed_row
+
+
+def test_a_paper_scale_run_checks_the_claim_and_says_where_it_ran(results, tmp_path):
+    folder = copy_of(results, tmp_path)
+    result = json.loads((folder / "ff_vs_bp_digits.json").read_text())
+    default = {**result, "dataset": "mnist", "summary": {**result["summary"], "ff_error_goodness": 0.0234}}
+    (folder / "ff_vs_bp_mnist.json").write_text(json.dumps(default))
+
+    def ff_row():
+        write_report(folder, None)
+        return next(line for line in (folder / "RESULTS.md").read_text().splitlines() if "permutation-invariant" in line)
+
+    assert "goodness 2.34%" in ff_row() and "| smaller than the paper's; CPU, " in ff_row()
+    paper = {**result, "dataset": "mnist-full", "summary": {**result["summary"], "ff_error_goodness": 0.0123},
+             "train_config": {**result["train_config"], "device": "cuda"}, "accelerator": {"name": "Some GPU"}}
+    (folder / "ff_vs_bp_mnist-full.json").write_text(json.dumps(paper))
+    assert "goodness 1.23%" in ff_row() and "| paper's; Some GPU |" in ff_row()
+    speed_row = next(line for line in (folder / "RESULTS.md").read_text().splitlines() if "twice backprop" in line)
+    assert "| CPU, " in speed_row  # a claim without a paper-scale run keeps reading the default run
+
+
+def test_full_runs_write_their_own_result_files(tmp_path):
+    args = Namespace(dataset="digits", data_dir=None, no_download=True)
+    assert experiment_data(Namespace(**vars(args), full=False)).name == "digits"
+    assert experiment_data(Namespace(**vars(args), full=True)).name == "digits-full"
 
 
 def test_missing_or_malformed_results_say_not_yet_run(results, tmp_path, capsys):

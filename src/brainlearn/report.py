@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .experiments import ALL_CODE, BY_RESULT, CLAIMS, EXPERIMENTS
-from .experiments.common import Claim, code_hashes
+from .experiments.common import Claim, code_hashes, ran_on
 
 README_START, README_END = "<!-- report:start -->", "<!-- report:end -->"
 # The experiments whose `readme_figure` the README shows, in this order.
@@ -30,6 +30,7 @@ class Row:
     ours: str
     status: str
     command: str
+    scale: str = ""  # the scale it ran at and where: "paper's; NVIDIA H100 80GB HBM3"
 
 
 def load_result(path: Path) -> tuple[dict | None, str]:
@@ -59,7 +60,10 @@ def stale_modules(result: dict) -> list[str]:
 
 
 def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], problems: list[str]) -> Row:
-    result, why_missing = results[claim.result]
+    """Our figure for `claim`, from its paper-scale run where that exists, else from its default run."""
+    paper_scale = claim.paper_result and results.get(claim.paper_result, (None, ""))[0] is not None
+    stem = claim.paper_result if paper_scale else claim.result
+    result, why_missing = results[stem]
     if claim.ours is None:
         return Row(claim, "", f"not yet run: {claim.not_run_why}", "")
     if result is None:
@@ -72,21 +76,22 @@ def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], pr
             return Row(claim, "", f"not yet run: {claim.not_run_why}", f"`{claim.command}`")
         differs = claim.differs(result)
     except (KeyError, IndexError, TypeError, StopIteration) as error:
-        problems.append(f"{claim.result}.json lacks what the claim needs ({type(error).__name__}: {error})")
-        return Row(claim, "", f"not yet run: {claim.result}.json is malformed", f"`{claim.command}`")
+        problems.append(f"{stem}.json lacks what the claim needs ({type(error).__name__}: {error})")
+        return Row(claim, "", f"not yet run: {stem}.json is malformed", f"`{claim.command}`")
     status = "reproduced" if differs is None else f"differs: {differs}"
     stale = stale_modules(result)
     if stale:
         status += f" (stale: {', '.join(stale)} changed since this run)"
-    return Row(claim, ours, status, f"`{result['command']}`")
+    scale = ("paper's; " if paper_scale else "smaller than the paper's; ") if claim.paper_result else ""
+    return Row(claim, ours, status, f"`{result['command']}`", scale + ran_on(result))
 
 
 def claims_table(rows: list[Row]) -> list[str]:
-    lines = ["| topic | claim | published | source | ours | reproduced when | status | command |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| topic | claim | published | source | ours | scale; ran on | reproduced when | status | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         c = row.claim
-        lines.append(f"| {c.topic} | {c.claim} | {c.published} | {c.source} | {row.ours or '-'} | "
+        lines.append(f"| {c.topic} | {c.claim} | {c.published} | {c.source} | {row.ours or '-'} | {row.scale or '-'} | "
                      f"{c.reproduced_when or '-'} | {row.status} | {row.command or '-'} |")
     return lines
 
@@ -94,13 +99,15 @@ def claims_table(rows: list[Row]) -> list[str]:
 def provenance(result: dict) -> str:
     machine, versions = result["machine"], result["versions"]
     return (f"{result['date']}, {machine['processor']} with {machine['cpu_count']} CPUs "
-            f"({machine['torch_threads']} torch threads), torch {versions['torch']}, python {versions['python']}")
+            f"({machine['torch_threads']} torch threads), torch {versions['torch']}, python {versions['python']}; "
+            f"trained on {ran_on(result)}")
 
 
 def generate(results_dir: Path, readme_dir: Path = Path(".")) -> tuple[str, str, list[str]]:
     """RESULTS.md text, the README block (links relative to `readme_dir`), and the problems found;
     draws the figures the JSON holds."""
-    stems = sorted({c.result for c in CLAIMS} | {p.stem for p in results_dir.glob("*.json")})
+    stems = sorted({c.result for c in CLAIMS} | {c.paper_result for c in CLAIMS if c.paper_result}
+                   | {p.stem for p in results_dir.glob("*.json")})
     results = {stem: load_result(results_dir / f"{stem}.json") for stem in stems}
     problems: list[str] = []
     rows = [evaluate_claim(claim, results, problems) for claim in CLAIMS]

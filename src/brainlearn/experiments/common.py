@@ -13,7 +13,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -47,6 +47,7 @@ class Claim:
     differs: Callable[[dict], str | None] | None = None
     reproduced_when: str = ""
     not_run_why: str = ""  # why there is no result yet (no benchmark, no data here)
+    paper_result: str = ""  # stem of the run at the paper's scale (`--full`): checks the claim where it exists
 
 
 def no_figures(result: dict, out_dir: Path) -> Figures:
@@ -168,9 +169,17 @@ def markdown_header(result: dict) -> list[str]:
         *[f"{key[:-7]} config: `{json.dumps(value)}`  " for key, value in result.items()
           if key.endswith("_config") and key != "train_config"],
         f"Machine: {machine['processor']}, {machine['cpu_count']} CPUs, {machine['torch_threads']} torch threads; "
-        f"torch {result['versions']['torch']}, python {result['versions']['python']}",
+        f"torch {result['versions']['torch']}, python {result['versions']['python']}; trained on {ran_on(result)}",
         "",
     ]
+
+
+def ran_on(result: dict) -> str:
+    """The machine a result's numbers come from: its GPU where it trained on one, else its CPU cores."""
+    device = str(result.get("train_config", {}).get("device", "cpu"))
+    if "accelerator" in result and device != "cpu":
+        return result["accelerator"]["name"]
+    return f"CPU, {result['machine']['cpu_count']} cores"
 
 
 def percent(value: float) -> str:
@@ -325,7 +334,14 @@ def twin_setup(args: argparse.Namespace, parser: argparse.ArgumentParser, preset
         bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
     except ValueError as error:
         parser.error(str(error))
-    return train_config, config, bp_config, load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    return train_config, config, bp_config, experiment_data(args)
+
+
+def experiment_data(args: argparse.Namespace) -> Dataset:
+    """The data set --dataset names; with --full it is called "<dataset>-full", so the paper-scale run writes
+    its own result files (ff_vs_bp_mnist-full.json) beside the default run's."""
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    return replace(data, name=f"{data.name}-full") if getattr(args, "full", False) else data
 
 
 def twin_train_config(args: argparse.Namespace, chosen: dict) -> TrainConfig:

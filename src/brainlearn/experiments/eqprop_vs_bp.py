@@ -21,10 +21,10 @@ import torch
 from .. import plots, train
 from ..algorithms import BackpropConfig, EquilibriumPropConfig, backprop, eqprop
 from ..algorithms.base import error_rate, in_chunks
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..train import TrainConfig
-from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, environment, matmul_gflops, mean_curve,
-                     mean_over_runs, percent, run_seeds, timing_summary)
+from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, environment, experiment_data, matmul_gflops,
+                     mean_curve, mean_over_runs, percent, run_seeds, timing_summary)
 
 # Scellier & Bengio 2017's settings in our units (see eqprop.py); epochs per architecture.
 ONE_LAYER = {"hidden": (500,), "lr": (0.2, 0.1), "free_steps": 20, "nudged_steps": 4, "beta": 1.0, "nudging": "random"}
@@ -65,7 +65,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
                       for arch in architectures]
     except ValueError as error:
         parser.error(str(error))
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    data = experiment_data(args)
     return run(data, args.seeds, train_configs, ep_configs, chosen["bp_lr"], args.out_dir, command,
                progress=not args.quiet, keep_runs=args.keep_runs)
 

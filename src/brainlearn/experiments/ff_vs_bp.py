@@ -153,16 +153,26 @@ def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
 
 MNIST_COMMAND = "python benchmarks/ff_vs_bp.py --data-dir DIR"
 
+
+def fits_without_closing_the_gap(result: dict) -> str:
+    """Why FF's error differs, read from the first seed's curve: its training loss over the second half of
+    training against its softmax test error (the goodness error is only measured at the end)."""
+    history = result["runs"][0]["ff"]["history"]
+    middle, last = history[len(history) // 2 - 1], history[-1]
+    return (f"not reached with {net_description(result, 'ff_config')}: over the second half FF's training loss fell "
+            f"{middle['loss']:.2f} -> {last['loss']:.2f} while its softmax test error went "
+            f"{percent(middle['error_softmax'])} -> {percent(last['error_softmax'])}; it fits its training set "
+            "without closing the gap")
+
+
 CLAIMS = (
     Claim("Forward-Forward", "FF trains a permutation-invariant MNIST MLP to low test error",
           "1.36% (4x2000, 60 epochs)", "Hinton 2022, sec. 3.3", "ff_vs_bp_mnist", MNIST_COMMAND,
           ours=lambda r: (f"goodness {percent(r['summary']['ff_error_goodness'])}, softmax "
                           f"{percent(r['summary']['ff_error_softmax'])}; BP twin {percent(r['summary']['bp_error'])} "
                           f"({net_description(r, 'ff_config')})"),
-          differs=lambda r: None if r["summary"]["ff_error_goodness"] <= 0.016 else (
-              f"not reached with {net_description(r, 'ff_config')}; the paper's net and budget (`--full`) have "
-              "not been run to the end here, so the gap has no measured cause yet"),
-          reproduced_when="goodness error <= 1.6%"),
+          differs=lambda r: None if r["summary"]["ff_error_goodness"] <= 0.016 else fits_without_closing_the_gap(r),
+          reproduced_when="goodness error <= 1.6%", paper_result="ff_vs_bp_mnist-full"),
     Claim("Forward-Forward", "FF costs about twice backprop's time per epoch", "about 2x BP",
           "Hinton 2022", "ff_vs_bp_mnist", MNIST_COMMAND,
           ours=lambda r: (f"{r['summary']['ff_over_bp_time']:.2f}x ({r['summary']['ff_seconds_per_epoch']:.1f} s vs "
