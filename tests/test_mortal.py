@@ -2,57 +2,165 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from brainlearn.algorithms import BackpropConfig
 from brainlearn.cli import main
 from brainlearn.distillation import distill, from_labels, error_rates, two_shards
-from brainlearn.hardware import BlackBox, Drift, Fault, MortalLinear, Noise, Quantize, make_mortal, quantize
+from brainlearn.hardware import BlackBox, Drift, Fault, Mismatch, MortalLinear, Noise, Quantize, make_mortal, quantize
 from brainlearn.train import TrainConfig, fit, make_learner
+
+
+def layer_on(fault, backward="oracle", seed=0, n_in=6, n_out=4):
+    torch.manual_seed(seed)
+    return MortalLinear(nn.Linear(n_in, n_out), fault, backward=backward)
 
 
 def test_additive_noise_has_the_stated_level_relative_to_the_rms():
     a = torch.randn(200, 500) * 3.0
-    noise = Noise(0.3, "additive", seed=1).activity(a) - a
+    noise = Noise(0.3, "additive", seed=1).activity(a, layer_on(Fault())) - a
     assert noise.std().item() == pytest.approx(0.3 * a.pow(2).mean().sqrt().item(), rel=0.02)
 
 
 def test_multiplicative_noise_has_the_stated_relative_level():
     a = torch.rand(200, 500) + 0.5
-    ratio = Noise(0.1, "multiplicative", seed=1).weight(a) / a - 1
+    ratio = Noise(0.1, "multiplicative", seed=1).weight(a, layer_on(Fault())) / a - 1
     assert ratio.std().item() == pytest.approx(0.1, rel=0.02) and abs(ratio.mean().item()) < 0.002
 
 
 def test_noise_is_deterministic_under_its_seed():
-    a = torch.randn(10, 10)
-    assert torch.equal(Noise(0.5, seed=3).activity(a), Noise(0.5, seed=3).activity(a))
+    a, layer = torch.randn(10, 10), layer_on(Fault())
+    assert torch.equal(Noise(0.5, seed=3).activity(a, layer), Noise(0.5, seed=3).activity(a, layer))
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 8])
-def test_quantize_gives_exactly_two_to_the_k_levels_and_passes_the_gradient_straight(bits):
-    x = torch.linspace(-2.0, 5.0, 10_000, requires_grad=True)
-    q = quantize(x, bits)
-    assert len(q.detach().unique()) == 2 ** bits
-    assert (q - x).abs().max() <= 7.0 / (2 ** bits - 1) / 2 + 1e-5  # within half a step
-    q.sum().backward()
-    assert torch.equal(x.grad, torch.ones_like(x))
+def test_shared_noise_gives_both_passes_of_a_pair_the_same_draw_and_independent_noise_does_not():
+    batch, x = 8, torch.randn(8, 6)
+    pair = torch.cat([x, x])  # FF's positive and negative rows of the same images (here: the same input)
+    for fault, same in ((Noise(0.5, pair=batch), True), (Noise(0.5), False)):
+        layer = layer_on(fault)
+        out = layer(pair)
+        assert torch.equal(out[:batch], out[batch:]) == same
+        assert torch.equal(layer(x), out[:batch]) == same  # the neutral pass of the same step, too
+    layer = layer_on(Noise(0.5, pair=batch))
+    before = layer(x)
+    fault = layer.fault
+    fault.new_step(layer)  # the next minibatch draws anew
+    assert not torch.equal(layer(x), before)
+    layer.eval()  # at test every pass draws afresh
+    assert not torch.equal(layer(x), layer(x))
+
+
+def test_mismatch_is_fixed_per_device_and_its_offset_does_not_grow_with_the_signal():
+    layer = layer_on(Mismatch(0.5, seed=2))
+    x = torch.randn(16, 6)
+    nominal = F.linear(x, layer.linear.weight, layer.linear.bias)
+    first = layer(x)
+    assert torch.equal(layer(x), first) and not torch.allclose(first, nominal)
+    gain, offset = layer.device_state[("forward", 4)]
+    assert torch.allclose(first, nominal * gain + offset)
+    assert torch.allclose(layer(10 * x) - 10 * nominal * gain, offset - 9 * layer.linear.bias * gain, atol=1e-5)
+    assert not torch.equal(layer_on(Mismatch(0.5, seed=3))(x), first)  # another device
+
+
+@pytest.mark.parametrize("fault", [Noise(0.5, "multiplicative", seed=4), Mismatch(0.5, seed=4), Quantize(3)],
+                         ids=["noise", "mismatch", "bits"])
+def test_model_based_gradient_is_the_nominal_models_at_the_devices_activations(fault):
+    """dL/dW = g x^T and dL/dx = W^T g with g = dL/dy at the device's output y; no noise sample is read."""
+    layer = layer_on(fault, "model", n_in=5, n_out=3)
+    x = torch.randn(7, 5, requires_grad=True)
+    y = layer(x)
+    target = torch.randn_like(y)
+    ((y - target) ** 2).sum().backward()
+    g = 2 * (y.detach() - target)  # the loss's gradient at the device's actual output
+    assert torch.allclose(layer.linear.weight.grad, g.t() @ x.detach(), atol=1e-5)
+    assert torch.allclose(layer.linear.bias.grad, g.sum(0), atol=1e-5)
+    assert torch.allclose(x.grad, g @ layer.linear.weight.detach(), atol=1e-5)
+    oracle = layer_on(fault, "oracle", n_in=5, n_out=3)
+    oracle_x = x.detach().clone().requires_grad_()
+    ((oracle(oracle_x) - target) ** 2).sum().backward()
+    assert not (torch.allclose(oracle.linear.weight.grad, layer.linear.weight.grad, atol=1e-3)
+                and torch.allclose(oracle_x.grad, x.grad, atol=1e-3))  # the oracle's gradient knows the fault
+
+
+def test_model_based_backward_reads_no_noise_sample():
+    fault = Noise(0.5, "multiplicative", seed=0)
+    layer = layer_on(fault, "model")
+    y = layer(torch.randn(4, 6))
+    state = fault.draws.generators[torch.device("cpu")].get_state()
+    y.sum().backward()
+    assert torch.equal(fault.draws.generators[torch.device("cpu")].get_state(), state)
+
+
+def test_in_situ_backward_runs_on_the_device():
+    x = torch.randn(5, 6)
+    exact = [layer_on(Fault(), backward) for backward in ("oracle", "in-situ")]
+    for layer in exact:
+        layer(x).pow(2).sum().backward()
+    assert torch.allclose(exact[0].linear.weight.grad, exact[1].linear.weight.grad, atol=1e-6)  # no fault: exact
+    layer = layer_on(Quantize(2), "in-situ")
+    layer(x).pow(2).sum().backward()
+    assert len(layer.linear.weight.grad.unique()) <= 4  # the weight gradient was itself computed in 2 bits
+    noisy = layer_on(Noise(0.3, seed=1), "in-situ")
+    grads = []
+    for _ in range(2):
+        noisy.zero_grad()
+        noisy(x).pow(2).sum().backward()
+        grads.append(noisy.linear.weight.grad.clone())
+    assert not torch.equal(*grads)  # each backward pass draws its own noise
 
 
 def test_drift_is_a_random_walk_of_the_stated_rate():
-    w = torch.zeros(1000, 100)
+    offset = torch.zeros(1000, 100)
     drift = Drift(1e-3, seed=0)
     for _ in range(100):
-        drift.drift(w, initial_rms=2.0)
-    assert w.pow(2).mean().sqrt().item() == pytest.approx(1e-3 * 2.0 * 100 ** 0.5, rel=0.02)
+        drift.drift(offset, initial_rms=2.0)
+    assert offset.pow(2).mean().sqrt().item() == pytest.approx(1e-3 * 2.0 * 100 ** 0.5, rel=0.02)
 
 
-def test_drift_moves_weights_after_each_step_and_at_test():
+def test_drift_moves_the_device_not_the_stored_weights_after_each_step_and_at_test():
     learner = make_mortal(make_learner("bp", 64, 10), Drift(1e-2))
     layer = learner.net[0]
-    before = layer.linear.weight.detach().clone()
     learner.train_step(torch.rand(8, 64), torch.randint(0, 10, (8,)))
-    after_step = layer.linear.weight.detach().clone()
+    after_step = layer.offset.clone()
+    stored = layer.linear.weight.detach().clone()
     learner.eval()
     learner.predict(torch.rand(8, 64))
-    assert not torch.equal(before, after_step) and not torch.equal(after_step, layer.linear.weight)
+    assert after_step.abs().sum() > 0 and not torch.equal(after_step, layer.offset)
+    assert torch.equal(stored, layer.linear.weight)  # the learner's weights are what it stored
+
+
+def test_a_drifting_box_moves_by_its_rate_after_each_step():
+    box = BlackBox(200, seed=1, mode="straight-through", drift=1e-2)
+    learner = make_mortal(make_learner("bp", 64, 10, BackpropConfig(hidden=(200, 200))), Fault(), box)
+    before = box.r.clone()
+    learner.train_step(torch.rand(8, 64), torch.randint(0, 10, (8,)))
+    after = box.r.clone()
+    assert (after - before).pow(2).mean().sqrt().item() == pytest.approx(
+        1e-2 * before.pow(2).mean().sqrt().item(), rel=0.05)
+    learner.eval()
+    learner.predict(torch.rand(8, 64))
+    assert torch.equal(box.r, after)  # testing does not move it
+    assert torch.equal(BlackBox(200, seed=1).r, before)  # a fixed box of the same seed is where it started
+
+
+def test_the_surrogate_learns_the_box_and_backprop_through_it_trains_the_layers_below():
+    box = BlackBox(32, seed=0, mode="surrogate", surrogate_lr=3e-3)
+    box.train()
+    x = torch.randn(64, 32)
+    for _ in range(300):
+        box(x)
+    errors = [e.item() for e in box.surrogate_errors]
+    assert errors[-1] < 0.2 * errors[0]
+    learner = make_mortal(make_learner("bp", 64, 10, BackpropConfig(hidden=(32, 32))), Fault(),
+                          BlackBox(32, mode="surrogate"))
+    learner.train()
+    surrogate = learner.net[2].box.surrogate
+    logits = learner.net(torch.rand(16, 64))  # the forward pass also takes one fitting step of the surrogate
+    fitted = [p.grad.clone() for p in surrogate.parameters()]
+    F.cross_entropy(logits, torch.randint(0, 10, (16,))).backward()
+    assert learner.net[0].linear.weight.grad.abs().sum() > 0  # the task's gradient reached below the box ...
+    assert all(torch.equal(p.grad, g) for p, g in zip(surrogate.parameters(), fitted))  # ... but not the surrogate
 
 
 def test_backprop_through_the_black_box_is_refused():
@@ -84,8 +192,9 @@ def test_bp_above_the_box_leaves_the_layer_below_untouched_and_straight_through_
 
 
 def test_fault_arguments_are_checked():
-    for bad in (lambda: Noise(-1), lambda: Noise(0.1, "loud"), lambda: Drift(-1), lambda: Quantize(0),
-                lambda: BlackBox(4, mode="guess")):
+    for bad in (lambda: Noise(-1), lambda: Noise(0.1, "loud"), lambda: Noise(0.1, pair=-1), lambda: Drift(-1),
+                lambda: Quantize(0), lambda: Mismatch(-0.1), lambda: BlackBox(4, mode="guess"),
+                lambda: BlackBox(4, drift=-1), lambda: MortalLinear(nn.Linear(2, 2), Fault(), backward="psychic")):
         with pytest.raises(ValueError):
             bad()
 
@@ -119,14 +228,27 @@ def test_weight_averaging_makes_the_two_nets_one_and_codistillation_keeps_them_a
         two_shards(x, y, (16,), config, "telepathy")
 
 
-def test_mortal_benchmark_writes_every_fault_for_ff_and_bp(tmp_path):
-    code = main(["bench", "mortal", "--dataset", "digits", "--hidden", "16", "16", "--epochs", "1",
-                 "--labelled", "100", "--shard-size", "200", "--out-dir", str(tmp_path), "--quiet"])
-    assert code == 0
-    result = json.loads((tmp_path / "mortal_digits.json").read_text())
-    assert len(result["faults"]) == 13 and all(0 <= row[a]["error"] <= 1 for row in result["faults"] for a in ("ff", "bp"))
-    assert set(result["black_box"]) >= {"ff", "bp-above-box", "bp-straight-through"}
-    assert (tmp_path / "mortal_digits.png").exists() and "| drift |" in (tmp_path / "mortal_digits.md").read_text()
+def test_mortal_benchmark_runs_in_parts_by_seed_and_merges_them(tmp_path):
+    common = ["bench", "mortal", "--dataset", "digits", "--hidden", "16", "16", "--epochs", "1", "--quiet",
+              "--rows", "shared-additive-noise-0.3", "drifting-box"]
+    assert main([*common, "--seeds", "0", "--labelled", "100", "--shard-size", "200",
+                 "--out-dir", str(tmp_path / "a")]) == 0
+    assert main([*common, "--seeds", "1", "--no-distillation", "--out-dir", str(tmp_path / "b")]) == 0
+    part = json.loads((tmp_path / "b" / "mortal_digits.json").read_text())
+    assert [row["description"] for row in part["faults"]] == ["none", "shared additive noise 0.3"]
+    assert set(part["faults"][1]["runs"]) == {"ff", "bp-oracle", "bp-model", "bp-in-situ"}
+    assert set(part["boxes"][0]["runs"]) == {"ff", "bp-above-box", "bp-straight-through", "bp-surrogate"}
+    assert main(["bench", "mortal", "--merge", str(tmp_path / "b" / "mortal_digits.json"),
+                 str(tmp_path / "a" / "mortal_digits.json"), "--out-dir", str(tmp_path), "--quiet"]) == 0
+    merged = json.loads((tmp_path / "mortal_digits.json").read_text())
+    assert merged["seeds"] == [0, 1] and merged["distillation"] is not None and len(merged["parts"]) == 2
+    assert all(len(runs) == 2 for row in merged["faults"] + merged["boxes"] for runs in row["runs"].values())
+    text = (tmp_path / "mortal_digits.md").read_text()
+    assert "BP oracle: autograd through the exact forward realisation" in text and "| shared |" in text
+    assert (tmp_path / "mortal_digits.png").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "mortal", "--merge", str(tmp_path / "nowhere.json")])
+    assert exit_info.value.code == 2
 
 
 def test_mortal_benchmark_refuses_a_single_hidden_layer():

@@ -36,9 +36,9 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
                                        reduction="batchmean")
 
 
-def new_net(n_inputs: int, hidden: tuple[int, ...], lr: float, seed: int) -> Backprop:
+def new_net(n_inputs: int, hidden: tuple[int, ...], lr: float, seed: int, device: torch.device) -> Backprop:
     torch.manual_seed(seed)
-    return Backprop(n_inputs, 10, BackpropConfig(hidden=hidden, lr=lr), seed=seed)
+    return Backprop(n_inputs, 10, BackpropConfig(hidden=hidden, lr=lr), seed=seed).to_device(device, seed)
 
 
 def step(net: Backprop, loss: torch.Tensor) -> None:
@@ -59,7 +59,7 @@ def train_net(net: Backprop, n: int, loss_of, config: TrainConfig) -> Backprop:
 def from_labels(x: torch.Tensor, y: torch.Tensor, hidden: tuple[int, ...], config: TrainConfig,
                 lr: float = 1e-3) -> Backprop:
     """The baseline: a net with `hidden` layers trained on the labelled (x, y) alone."""
-    return train_net(new_net(x.shape[1], hidden, lr, config.seed), len(x),
+    return train_net(new_net(x.shape[1], hidden, lr, config.seed, x.device), len(x),
                      lambda net, idx: F.cross_entropy(net(x[idx]), y[idx]), config)
 
 
@@ -69,7 +69,7 @@ def distill(teacher: Backprop, x: torch.Tensor, hidden: tuple[int, ...], config:
     transfer images `x`, which need no labels: only the teacher's activity reaches the student."""
     with torch.no_grad():
         teacher_logits = teacher.net(x)
-    return train_net(new_net(x.shape[1], hidden, lr, config.seed), len(x),
+    return train_net(new_net(x.shape[1], hidden, lr, config.seed, x.device), len(x),
                      lambda net, idx: soft_loss(net(x[idx]), teacher_logits[idx], temperature), config)
 
 
@@ -83,7 +83,7 @@ def two_shards(x: torch.Tensor, y: torch.Tensor, hidden: tuple[int, ...], config
         raise ValueError("mode must be 'alone', 'codistill' or 'average'")
     half = len(x) // 2
     shards = [(x[:half], y[:half]), (x[half:2 * half], y[half:2 * half])]
-    nets = [new_net(x.shape[1], hidden, lr, config.seed) for _ in shards]  # the same start, as weight averaging needs
+    nets = [new_net(x.shape[1], hidden, lr, config.seed, x.device) for _ in shards]  # the same start, as weight averaging needs
     steps = 0
     for epoch in range(config.epochs):
         for idx in minibatches(half, config, epoch):

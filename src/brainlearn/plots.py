@@ -144,22 +144,25 @@ def wave_image(states: torch.Tensor, path: Path, title: str) -> Path:
     return path
 
 
-def fault_curves(panels: dict[str, dict], baseline: dict[str, float], path: Path, title: str) -> Path:
-    """One panel per fault family: test error (%) of each learner against the fault's level, with each
-    learner's fault-free error as a dashed line. panels: family -> {"levels": [...], learner: [errors]}."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
-    for ax, (family, panel) in zip(axes[0], panels.items()):
-        positions = range(len(panel["levels"]))
-        for index, (learner, fault_free) in enumerate(baseline.items()):
-            color = f"C{index}"
-            ax.plot(positions, [100 * e for e in panel[learner]], marker="o", color=color, label=learner)
-            ax.axhline(100 * fault_free, color=color, linestyle="--", linewidth=0.8)
-        ax.set_xticks(list(positions), [str(level) for level in panel["levels"]])
-        ax.set(xlabel=family, yscale="log")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("test error (%)")
-    axes[0][0].legend()
-    fig.suptitle(title)
+def degradation_factors(groups: dict[str, dict[str, list[float]]], path: Path, title: str) -> Path:
+    """groups: fault -> {learner: [factor per seed]}; bars of the mean factor per learner, whiskers from the
+    smallest to the largest seed, on a log scale, with 1 (no degradation) marked."""
+    learners = list(dict.fromkeys(name for group in groups.values() for name in group))
+    width = 0.8 / len(learners)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(groups)), 4.5))
+    for index, learner in enumerate(learners):
+        positions = [g + (index - (len(learners) - 1) / 2) * width for g, group in enumerate(groups.values())
+                     if learner in group]
+        values = [group[learner] for group in groups.values() if learner in group]
+        means = [sum(v) / len(v) for v in values]
+        ax.bar(positions, means, width, label=learner, color=f"C{index}",
+               yerr=[[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]],
+               capsize=2)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=35, ha="right", fontsize=8)
+    ax.set(ylabel="test error / fault-free test error", yscale="log", title=title)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
