@@ -110,6 +110,16 @@ def test_in_situ_backward_runs_on_the_device():
     assert not torch.equal(*grads)  # each backward pass draws its own noise
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3, 8])
+def test_quantize_gives_exactly_two_to_the_k_levels_and_passes_the_gradient_straight(bits):
+    x = torch.linspace(-2.0, 5.0, 10_000, requires_grad=True)
+    q = quantize(x, bits)
+    assert len(q.detach().unique()) == 2 ** bits
+    assert (q - x).abs().max() <= 7.0 / (2 ** bits - 1) / 2 + 1e-5  # within half a step
+    q.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
 def test_drift_is_a_random_walk_of_the_stated_rate():
     offset = torch.zeros(1000, 100)
     drift = Drift(1e-3, seed=0)

@@ -3,13 +3,15 @@
 from .backprop import Backprop, BackpropConfig
 from .base import Learner
 from .boltzmann import DeepBeliefNet, DeepBeliefNetConfig
+from .dendritic import DendriticConfig, DendriticMicrocircuit
 from .eqprop import EquilibriumProp, EquilibriumPropConfig
 from .forward_forward import ForwardForward, ForwardForwardConfig
 from .recurrent_ff import RecurrentFF, RecurrentFFConfig
 
 ALGORITHMS: dict[str, type[Learner]] = {
-    cls.name: cls for cls in (ForwardForward, RecurrentFF, Backprop, DeepBeliefNet, EquilibriumProp)}
+    cls.name: cls for cls in (ForwardForward, RecurrentFF, Backprop, DeepBeliefNet, EquilibriumProp,
+                                DendriticMicrocircuit)}
 
-__all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig",
+__all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig", "DendriticConfig", "DendriticMicrocircuit",
            "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner",
            "RecurrentFF", "RecurrentFFConfig"]

@@ -175,7 +175,10 @@ def markdown_header(result: dict) -> list[str]:
 
 
 def ran_on(result: dict) -> str:
-    """The machine a result's numbers come from: its GPU where it trained on one, else its CPU cores."""
+    """The machine a result's numbers come from: its GPU where it trained on one, else its CPU cores; for a result
+    merged from parts, each part's."""
+    if result.get("parts"):
+        return " and ".join(dict.fromkeys(part["ran_on"] for part in result["parts"]))
     device = str(result.get("train_config", {}).get("device", "cpu"))
     if "accelerator" in result and device != "cpu":
         return result["accelerator"]["name"]

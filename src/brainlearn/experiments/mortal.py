@@ -147,6 +147,7 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
     def done(text: str) -> dict:
         if progress:
             print(text, flush=True)
+        with_baselines(fields | {"seeds": seeds})
         return EXPERIMENT.write(data.name, command, started, seeds, asdict(config), fields, out_dir)
 
     def fault_row(family, level, sharing, make):
@@ -185,38 +186,52 @@ def seeded(config: TrainConfig, seed: int) -> TrainConfig:
 
 
 def merge(parts: list[dict], out_dir: Path, command: str) -> dict:
-    """One result from results of the same net and budget run in parts (other seeds, other --rows): the runs of
-    each row are joined in seed order, the first part's run where two parts ran the same seed; a row is kept where
-    every seed has it. The distillation is the first part's that has one."""
+    """One result from results of the same net and budget run in parts (other seeds, other --rows, other machines):
+    the runs of each row are joined in seed order; where two parts ran the same row and seed (a row rerun after a
+    fix), the newer part's run is kept; a row is kept where every seed has it. Every run keeps the fault-free error
+    of its own part (same machine, same seed) for its degradation factor. The distillation is the newest part's
+    that has one."""
     if any(part.get("benchmark") != "mortal" for part in parts):
         raise ValueError("every file must be a mortal result")
+    parts = sorted(parts, key=lambda part: part["date"])
     first = parts[0]
     if any((part["hidden"], part["train_config"]["epochs"], part["dataset"]) != (
             first["hidden"], first["train_config"]["epochs"], first["dataset"]) for part in parts):
         raise ValueError("the parts differ in net, epochs or data set")
     seeds = sorted({seed for part in parts for seed in part["seeds"]})
-    fields = {"hidden": first["hidden"], "distillation": next((p["distillation"] for p in parts if p["distillation"]),
-                                                                None),
+    fields = {"hidden": first["hidden"],
+              "distillation": next((p["distillation"] for p in reversed(parts) if p["distillation"]), None),
               "parts": [{"command": part["command"], "date": part["date"], "seeds": part["seeds"],
                          "ran_on": ran_on(part), "code_sha256": part["code_sha256"]} for part in parts]}
     for key, name in (("faults", "description"), ("boxes", "box")):
-        runs: dict[str, dict] = {}  # row name -> {"row": row, learner -> {seed: run}}
+        runs: dict[str, dict] = {}  # row name -> {"row": row, "runs": {learner -> {seed: run}}}
         for part in parts:
+            with_baselines(part)
             for row in part[key]:
                 joined = runs.setdefault(row[name], {"row": row, "runs": {}})
                 for learner, seed_runs in row["runs"].items():
-                    for seed, one in zip(part["seeds"], seed_runs):  # run twice (the fault-free row): the first
-                        joined["runs"].setdefault(learner, {}).setdefault(seed, one)
+                    joined["runs"].setdefault(learner, {}).update(zip(part["seeds"], seed_runs))
         fields[key] = [{**joined["row"], "runs": {learner: [by_seed[seed] for seed in seeds]
                                                   for learner, by_seed in joined["runs"].items()}}
                        for joined in runs.values()
                        if all(set(by_seed) == set(seeds) for by_seed in joined["runs"].values())]
     order = [spec[3](0, 1).describe() for spec in FAULTS]
     fields["faults"].sort(key=lambda row: order.index(row["description"]))
-    # The provenance of the newest part; each part's own (machine, code) is in "parts".
-    newest = max(parts, key=lambda part: part["date"])
+    newest = parts[-1]  # its provenance heads the result; each part's own (machine, code) is in "parts"
     started = {key: newest[key] for key in ("date", "machine", "versions", "code_sha256", "accelerator") if key in newest}
     return EXPERIMENT.write(first["dataset"], command, started, seeds, newest["train_config"], fields, out_dir)
+
+
+def with_baselines(result: dict) -> dict:
+    """Give every run of a faulty row the fault-free error of its own algorithm and seed in `result` (once)."""
+    clean = {learner: dict(zip(result["seeds"], errors_of(result["faults"][0], learner)))
+             for learner in result["faults"][0]["runs"]}
+    for row in result["faults"][1:] + result["boxes"]:
+        for learner, seed_runs in row["runs"].items():
+            reference = clean["ff" if learner == "ff" else "bp-oracle"]
+            for seed, run in zip(result["seeds"], seed_runs):
+                run.setdefault("fault_free_error", reference[seed])
+    return result
 
 
 def distillation_runs(data: Dataset, config: TrainConfig, labelled: int, shard_size: int) -> dict:
@@ -257,14 +272,9 @@ def mean_error(row: dict, name: str) -> float:
     return statistics.mean(errors_of(row, name))
 
 
-def fault_free(result: dict, name: str) -> list[float]:
-    """`name`'s fault-free errors, one per seed: backprop's variants all compute exactly there."""
-    return errors_of(result["faults"][0], "ff" if name == "ff" else "bp-oracle")
-
-
 def factors(result: dict, row: dict, name: str) -> list[float]:
-    """Per seed: how many times its own fault-free error the faulty net's error is."""
-    return [faulty / clean for faulty, clean in zip(errors_of(row, name), fault_free(result, name))]
+    """Per seed: how many times the fault-free error of its own run (algorithm, seed, machine) it is."""
+    return [run["error"] / run["fault_free_error"] for run in row["runs"][name]]
 
 
 def mean_factor(result: dict, row: dict, name: str) -> float:
@@ -302,8 +312,7 @@ def noise_pairs(result: dict) -> list[tuple[dict, dict]]:
 
 def box_factors(result: dict, name: str, box_name: str) -> list[float]:
     """Per seed: `name`'s error with the box over the fault-free error of its algorithm."""
-    return [faulty / clean for faulty, clean in zip(errors_of(box(result, box_name), name), fault_free(
-        result, "ff" if name == "ff" else "bp"))]
+    return factors(result, box(result, box_name), name)
 
 
 def markdown(result: dict) -> str:
@@ -392,10 +401,16 @@ def mean_net(result: dict, mode: str) -> float:
     return (errors["net0"] + errors["net1"]) / 2
 
 
+def eight_bits(result: dict, name: str) -> tuple[float, float]:
+    """`name`'s mean test error at 8 bits, and the mean of the same runs' fault-free errors."""
+    runs = fault(result, "low precision (bits)", 8)["runs"][name]
+    return statistics.mean(run["error"] for run in runs), statistics.mean(run["fault_free_error"] for run in runs)
+
+
 def eight_bits_cost(result: dict, name: str) -> bool:
     """Whether 8 bits cost `name` more than 0.3 points of mean test error."""
-    return mean_error(fault(result, "low precision (bits)", 8), name) > statistics.mean(
-        fault_free(result, name)) + 0.003
+    faulty, exact = eight_bits(result, name)
+    return faulty > exact + 0.003
 
 
 def best_hardware_bp(result: dict, row: dict) -> float:
@@ -426,9 +441,8 @@ FACTOR_NOTE = "error factors over each learner's fault-free error, mean (min-max
 CLAIMS = (
     Claim("Mortal hardware", "8 bits are enough for brain-like networks", "8-bit weights and activities",
           "Hinton 2022, sec. 8", "mortal_mnist", MNIST_COMMAND,
-          ours=lambda r: "; ".join(f"{name} {percent(mean_error(fault(r, 'low precision (bits)', 8), name))} at 8 "
-                                   f"bits vs {percent(statistics.mean(fault_free(r, name)))} exact"
-                                   for name in ("ff", "bp-oracle")) + f" ({len(r['seeds'])} seeds)",
+          ours=lambda r: "; ".join(f"{name} {percent(eight_bits(r, name)[0])} at 8 bits vs {percent(eight_bits(r, name)[1])} "
+                                   "exact" for name in ("ff", "bp-oracle")) + f" ({len(r['seeds'])} seeds)",
           differs=lambda r: None if not any(eight_bits_cost(r, name) for name in ("ff", "bp-oracle")) else (
               "8 bits cost more than 0.3 points for " + ", ".join(
                   name for name in ("ff", "bp-oracle") if eight_bits_cost(r, name))),

@@ -1,0 +1,235 @@
+"""Dendritic cortical microcircuits (Sacramento, Costa, Bengio & Senn, NeurIPS 2018, "Dendritic cortical
+microcircuits approximate the backpropagation algorithm").
+
+Each pyramidal neuron of layer k has a soma u_k, a basal compartment fed bottom-up and an apical compartment fed
+top-down from layer k+1 and by the layer's own interneurons (SST-like), which learn to predict layer k+1:
+
+    v_B,k = W^PP_k r_{k-1}                    basal potential (r_0 = x, the input rates)
+    v_A,k = W^PB_k r_{k+1} + W^PI_k r^I_k     apical potential: top-down input minus its prediction
+    v_I,k = W^IP_k r_k                        dendritic potential of the interneurons (as many as layer k+1)
+    r = phi(u), phi(u) = log(1 + e^u)         rates (a soft rectifier; `activation="sigmoid"` also offered)
+
+    du_k/dt   = -g_lk u_k + g_B (v_B,k - u_k) + g_A (v_A,k - u_k)                      hidden layers
+    du_N/dt   = -g_lk u_N + g_B (v_B,N - u_N) + g_som (u_target - u_N)                 output layer, nudged
+    du^I_k/dt = -g_lk u^I_k + g_D (v_I,k - u^I_k) + g_som (u_{k+1} - u^I_k)            interneurons, nudged
+                                                                                       by the layer above
+with the paper's conductances g_lk = 0.1, g_A = 0.8, g_B = g_D = 1, g_som = 0.8 (the nudging strength; its
+g_som term is absent where there is no target). Plasticity is local and runs continuously:
+
+    dW^PP_k/dt = eta_PP (phi(u_k) - phi(v^_B,k)) r_{k-1}^T,  v^_B,k = g_B / (g_lk + g_B + g_A) v_B,k
+                 (output: g_B / (g_lk + g_B)): basal synapses make the dendritic prediction of the somatic
+                 rate match the actual rate (Urbanczik & Senn 2014);
+    dW^IP_k/dt = eta_IP (phi(u^I_k) - phi(v^_I,k)) r_k^T,   v^_I,k = g_D / (g_lk + g_D) v_I,k: likewise;
+    dW^PI_k/dt = eta_PI (0 - v_A,k) (r^I_k)^T: interneuron-to-pyramid synapses silence the apical compartment;
+    dW^PB_k/dt = eta_PB (phi(u_k) - phi(W^PB_k r_{k+1})) r_{k+1}^T when the top-down weights learn
+                 (`top_down="learned"`), or W^PB fixed and random (`"random"`: feedback-alignment-like).
+
+In the self-predicting state (W^IP_k = W^PP_{k+1} rescaled, W^PI_k = -W^PB_k) the interneurons cancel the
+top-down input and v_A = 0: with no target the net computes a plain feedforward pass. A target nudges the output;
+the interneurons, nudged only by g_som, cannot follow, so the apical compartments carry
+W^PB (phi(u_{k+1}) - phi(u^I_k)), an error signal, and the basal rule becomes backprop's update when
+W^PB_k = W^PP_{k+1}^T, in the limit of weak nudging (the paper's eq. 5-6; tested here against autograd).
+
+Integration (`dynamics`): "euler" integrates the equations above with step `dt` for `steps` steps per example,
+the weights changing at every step (learning without phases); "steady-state" (the default) finds the fixed point
+of the same equations by iterating u = (sum_i g_i v_i) / (g_lk + sum_i g_i) for `steps` iterations from the
+feedforward prediction, then applies each rule once at the fixed point. The paper also uses such a steady-state
+simplification to train on MNIST; the MNIST benchmark uses it because it is what a 2-core CPU can afford (see
+the benchmark for the measured cost per example of both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Learner, in_chunks, layer_sizes, one_hot
+
+ACTIVATIONS = {"softplus": F.softplus, "sigmoid": torch.sigmoid}
+
+
+@dataclass
+class DendriticConfig:
+    hidden: tuple[int, ...] = field(default=(500,), metadata={"help": "hidden layer sizes"})
+    lr: tuple[float, ...] = field(default=(0.1, 0.05), metadata={
+        "help": "eta_PP of each basal weight matrix, bottom to top (one per layer + 1)"})
+    lr_interneuron: float = field(default=0.05, metadata={"help": "eta_IP: pyramid-to-interneuron weights"})
+    lr_apical: float = field(default=0.05, metadata={"help": "eta_PI: interneuron-to-pyramid weights"})
+    lr_top_down: float = field(default=0.05, metadata={"help": "eta_PB: top-down weights, when they learn"})
+    top_down: str = field(default="random", metadata={
+        "choices": ("random", "learned"), "help": "top-down weights W^PB: fixed random, or learned"})
+    dynamics: str = field(default="steady-state", metadata={
+        "choices": ("steady-state", "euler"), "help": "fixed point per example, or Euler steps of the dynamics"})
+    steps: int = field(default=10, metadata={"help": "fixed-point iterations, or Euler steps, per example"})
+    dt: float = field(default=0.1, metadata={"help": "Euler step (dynamics='euler')"})
+    g_lk: float = field(default=0.1, metadata={"help": "leak conductance"})
+    g_a: float = field(default=0.8, metadata={"help": "apical-to-soma coupling"})
+    g_b: float = field(default=1.0, metadata={"help": "basal-to-soma coupling"})
+    g_d: float = field(default=1.0, metadata={"help": "interneuron dendrite-to-soma coupling"})
+    g_som: float = field(default=0.8, metadata={"help": "nudging conductance (target, and layer above)"})
+    activation: str = field(default="softplus", metadata={"choices": tuple(ACTIVATIONS), "help": "rate function"})
+    target_value: float = field(default=1.0, metadata={"help": "target potential of the right class (others 0)"})
+
+    def __post_init__(self):
+        self.hidden, self.lr = layer_sizes(self.hidden), tuple(self.lr)
+        if len(self.lr) != len(self.hidden) + 1 or min(self.lr) < 0:
+            raise ValueError(f"lr needs {len(self.hidden) + 1} values >= 0, one per basal weight matrix")
+        if min(self.lr_interneuron, self.lr_apical, self.lr_top_down) < 0 or self.steps < 1 or not 0 < self.dt <= 1:
+            raise ValueError("learning rates must be >= 0, steps >= 1 and 0 < dt <= 1")
+        if min(self.g_lk, self.g_a, self.g_b, self.g_d, self.g_som) < 0 or self.g_lk + self.g_b <= 0:
+            raise ValueError("conductances must be >= 0")
+        if self.top_down not in ("random", "learned") or self.dynamics not in ("steady-state", "euler"):
+            raise ValueError("top_down must be 'random' or 'learned', dynamics 'steady-state' or 'euler'")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+
+
+@dataclass
+class State:
+    """Somatic potentials of the pyramids (per layer, output last) and interneurons (per hidden layer), with the
+    dendritic potentials they were last driven by."""
+
+    u: list[torch.Tensor]
+    u_i: list[torch.Tensor]
+    basal: list[torch.Tensor] = field(default_factory=list)
+    apical: list[torch.Tensor] = field(default_factory=list)
+    inter: list[torch.Tensor] = field(default_factory=list)
+
+
+class DendriticMicrocircuit(Learner):
+    Config = DendriticConfig
+    name = "dendritic"
+
+    def __init__(self, n_inputs: int, n_classes: int, config: DendriticConfig | None = None, seed: int = 0):
+        config = config or DendriticConfig()
+        super().__init__(n_inputs, n_classes, config, seed)
+        self.sizes = sizes = (n_inputs, *config.hidden, n_classes)
+        self.phi = ACTIVATIONS[config.activation]
+
+        def matrix(rows: int, cols: int, gain: float = 1.0) -> nn.Parameter:
+            """Uniform with variance gain^2 / cols: unit-variance potentials from unit-variance rates."""
+            bound = gain * (3 / cols) ** 0.5
+            return nn.Parameter(torch.empty(rows, cols).uniform_(-bound, bound), requires_grad=False)
+
+        hidden = range(1, len(sizes) - 1)
+        self.basal = nn.ParameterList(matrix(b, a, 1 / self.attenuation(k))  # W^PP_k: k-1 -> k, through the
+                                      for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), start=1))  # attenuation
+        self.top_down = nn.ParameterList(matrix(sizes[k], sizes[k + 1]) for k in hidden)  # W^PB_k: k+1 -> k
+        # The self-predicting state: interneurons copy the layer above's basal input, rescaled to its attenuation
+        # (g_B over its total conductance, against the interneuron's g_D / (g_lk + g_D)), and cancel the top-down.
+        self.to_inter = nn.ParameterList(
+            nn.Parameter(self.basal[k].detach() * self.attenuation(k + 1) / self.inter_attenuation(), requires_grad=False)
+            for k in hidden)  # W^IP_k
+        self.from_inter = nn.ParameterList(nn.Parameter(-w.detach().clone(), requires_grad=False)
+                                           for w in self.top_down)  # W^PI_k
+        groups = [{"params": [w], "lr": lr} for w, lr in zip(self.basal, config.lr)]
+        groups += [{"params": list(self.to_inter), "lr": config.lr_interneuron},
+                   {"params": list(self.from_inter), "lr": config.lr_apical}]
+        if config.top_down == "learned":
+            groups.append({"params": list(self.top_down), "lr": config.lr_top_down})
+        self.optimizers = [torch.optim.SGD([g for g in groups if g["params"]], lr=config.lr[0])]
+
+    # ----- the neurons
+
+    def attenuation(self, k: int) -> float:
+        """v^_B,k / v_B,k: the basal prediction of layer k's soma (no apical compartment at the output)."""
+        c = self.config
+        return c.g_b / (c.g_lk + c.g_b + (c.g_a if k < len(self.sizes) - 1 else 0.0))
+
+    def inter_attenuation(self) -> float:
+        return self.config.g_d / (self.config.g_lk + self.config.g_d)
+
+    def feedforward(self, x: torch.Tensor) -> State:
+        """The net's state when every apical potential is zero: each soma at its basal prediction."""
+        u, rates = [], x
+        for k, w in enumerate(self.basal, start=1):
+            u.append(self.attenuation(k) * rates @ w.T)
+            rates = self.phi(u[-1])
+        u_i = [self.inter_attenuation() * self.phi(u[k]) @ w.T for k, w in enumerate(self.to_inter)]
+        return State(u, u_i)
+
+    def drive(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> tuple[list, list]:
+        """Per compartment population: (sum_i g_i v_i, g_lk + sum_i g_i), the right-hand side of du/dt = A - G u;
+        records the dendritic potentials in `state`."""
+        c, last = self.config, len(state.u) - 1
+        rates = [x, *map(self.phi, state.u)]
+        state.basal = [rates[k] @ w.T for k, w in enumerate(self.basal)]
+        state.apical = [rates[k + 2] @ w_pb.T + self.phi(u_i) @ w_pi.T
+                        for k, (w_pb, w_pi, u_i) in enumerate(zip(self.top_down, self.from_inter, state.u_i))]
+        state.inter = [rates[k + 1] @ w.T for k, w in enumerate(self.to_inter)]
+        pyramids = []
+        for k, v_b in enumerate(state.basal):
+            if k < last:
+                pyramids.append((c.g_b * v_b + c.g_a * state.apical[k], c.g_lk + c.g_b + c.g_a))
+            elif target is not None:
+                pyramids.append((c.g_b * v_b + c.g_som * target, c.g_lk + c.g_b + c.g_som))
+            else:
+                pyramids.append((c.g_b * v_b, c.g_lk + c.g_b))
+        inter = [(c.g_d * v_i + c.g_som * state.u[k + 1], c.g_lk + c.g_d + c.g_som) for k, v_i in enumerate(state.inter)]
+        return pyramids, inter
+
+    def step(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+        """One Euler step of the dynamics, or (steady-state) one fixed-point iteration, all populations at once."""
+        pyramids, inter = self.drive(x, state, target)
+        if self.config.dynamics == "euler":
+            dt = self.config.dt
+            return State([u + dt * (a - g * u) for u, (a, g) in zip(state.u, pyramids)],
+                         [u + dt * (a - g * u) for u, (a, g) in zip(state.u_i, inter)])
+        return State([a / g for a, g in pyramids], [a / g for a, g in inter])
+
+    def settle(self, x: torch.Tensor, target: torch.Tensor | None = None, steps: int | None = None) -> State:
+        """`steps` iterations from the feedforward state; the dendritic potentials of the final state recorded."""
+        state = self.feedforward(x)
+        for _ in range(steps or self.config.steps):
+            state = self.step(x, state, target)
+        self.drive(x, state, target)
+        return state
+
+    # ----- plasticity
+
+    def weight_changes(self, x: torch.Tensor, state: State) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, its change per unit of learning rate) for every plastic synapse, each from the pre- and
+        postsynaptic quantities of its own synapse, averaged over the batch."""
+        n, rates = len(x), [x, *map(self.phi, state.u)]
+        changes = []
+        for k, (w, v_b) in enumerate(zip(self.basal, state.basal)):
+            error = rates[k + 1] - self.phi(self.attenuation(k + 1) * v_b)
+            changes.append((w, error.T @ rates[k] / n))
+        for k, (w_ip, w_pi, w_pb) in enumerate(zip(self.to_inter, self.from_inter, self.top_down)):
+            r_i = self.phi(state.u_i[k])
+            changes.append((w_ip, (r_i - self.phi(self.inter_attenuation() * state.inter[k])).T @ rates[k + 1] / n))
+            changes.append((w_pi, -state.apical[k].T @ r_i / n))
+            if self.config.top_down == "learned":
+                changes.append((w_pb, (rates[k + 1] - self.phi(rates[k + 2] @ w_pb.T)).T @ rates[k + 2] / n))
+        return changes
+
+    def learn(self, x: torch.Tensor, state: State, scale: float = 1.0) -> None:
+        for weight, change in self.weight_changes(x, state):
+            weight.grad = -scale * change  # SGD's step adds lr * scale * change
+        self.optimizers[0].step()
+
+    def target(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return self.config.target_value * one_hot(y, self.n_classes, dtype)
+
+    @torch.no_grad()
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        target = self.target(y, x.dtype)
+        prediction = self.feedforward(x).u[-1]  # what the net says before the target arrives
+        if self.config.dynamics == "euler":  # plasticity at every step, while the target nudges the output
+            state = self.feedforward(x)
+            for _ in range(self.config.steps):
+                state = self.step(x, state, target)
+                self.drive(x, state, target)  # the dendritic potentials of the new state
+                self.learn(x, state, self.config.dt)
+        else:
+            self.learn(x, self.settle(x, target))
+        return {"loss": 0.5 * (prediction - target).pow(2).sum(1).mean(),
+                "train_error": (prediction.argmax(1) != y).float().mean()}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The class whose output soma is highest once the net has settled without a target."""
+        return in_chunks(lambda part: self.settle(part).u[-1].argmax(1), x)
