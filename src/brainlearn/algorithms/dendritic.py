@@ -7,7 +7,8 @@ top-down from layer k+1 and by the layer's own interneurons (SST-like), which le
     v_B,k = W^PP_k r_{k-1}                    basal potential (r_0 = x, the input rates)
     v_A,k = W^PB_k r_{k+1} + W^PI_k r^I_k     apical potential: top-down input minus its prediction
     v_I,k = W^IP_k r_k                        dendritic potential of the interneurons (as many as layer k+1)
-    r = phi(u), phi(u) = log(1 + e^u)         rates (a soft rectifier; `activation="sigmoid"` also offered)
+    r = phi(u)                                rates: the logistic function (default), or the soft rectifier
+                                              log(1 + e^u) (`activation="softplus"`)
 
     du_k/dt   = -g_lk u_k + g_B (v_B,k - u_k) + g_A (v_A,k - u_k)                      hidden layers
     du_N/dt   = -g_lk u_N + g_B (v_B,N - u_N) + g_som (u_target - u_N)                 output layer, nudged
@@ -31,11 +32,13 @@ W^PB (phi(u_{k+1}) - phi(u^I_k)), an error signal, and the basal rule becomes ba
 W^PB_k = W^PP_{k+1}^T, in the limit of weak nudging (the paper's eq. 5-6; tested here against autograd).
 
 Integration (`dynamics`): "euler" integrates the equations above with step `dt` for `steps` steps per example,
-the weights changing at every step (learning without phases); "steady-state" (the default) finds the fixed point
-of the same equations by iterating u = (sum_i g_i v_i) / (g_lk + sum_i g_i) for `steps` iterations from the
-feedforward prediction, then applies each rule once at the fixed point. The paper also uses such a steady-state
-simplification to train on MNIST; the MNIST benchmark uses it because it is what a 2-core CPU can afford (see
-the benchmark for the measured cost per example of both).
+the weights changing at every step (learning without phases); "steady-state" (the default) takes each population
+to its fixed point u = (sum_i g_i v_i) / (g_lk + sum_i g_i) in one sweep: a feedforward pass (the state with no
+target in the self-predicting state), then from the output down, each layer given the one above: exact without a
+target, and to first order in the nudging with one (the output is then settled once more on the hidden rates it
+now receives). It then applies each rule once. The paper also trains on
+MNIST with a steady-state simplification of its dynamics. (Iterating the fixed-point equations for all layers at
+once instead diverged on MNIST within 100 steps: the top-down loop's gain grows above 1 as the weights learn.)
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ from torch import nn
 
 from .base import Learner, in_chunks, layer_sizes, one_hot
 
-ACTIVATIONS = {"softplus": F.softplus, "sigmoid": torch.sigmoid}
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "softplus": F.softplus}
+DERIVATIVES = {"sigmoid": lambda u: torch.sigmoid(u) * (1 - torch.sigmoid(u)), "softplus": torch.sigmoid}
 
 
 @dataclass
 class DendriticConfig:
     hidden: tuple[int, ...] = field(default=(500,), metadata={"help": "hidden layer sizes"})
-    lr: tuple[float, ...] = field(default=(0.1, 0.05), metadata={
+    lr: tuple[float, ...] = field(default=(0.3, 0.1), metadata={
         "help": "eta_PP of each basal weight matrix, bottom to top (one per layer + 1)"})
     lr_interneuron: float = field(default=0.05, metadata={"help": "eta_IP: pyramid-to-interneuron weights"})
     lr_apical: float = field(default=0.05, metadata={"help": "eta_PI: interneuron-to-pyramid weights"})
@@ -63,14 +67,15 @@ class DendriticConfig:
         "choices": ("random", "learned"), "help": "top-down weights W^PB: fixed random, or learned"})
     dynamics: str = field(default="steady-state", metadata={
         "choices": ("steady-state", "euler"), "help": "fixed point per example, or Euler steps of the dynamics"})
-    steps: int = field(default=10, metadata={"help": "fixed-point iterations, or Euler steps, per example"})
+    steps: int = field(default=20, metadata={"help": "Euler steps per example (dynamics='euler')"})
     dt: float = field(default=0.1, metadata={"help": "Euler step (dynamics='euler')"})
     g_lk: float = field(default=0.1, metadata={"help": "leak conductance"})
     g_a: float = field(default=0.8, metadata={"help": "apical-to-soma coupling"})
     g_b: float = field(default=1.0, metadata={"help": "basal-to-soma coupling"})
     g_d: float = field(default=1.0, metadata={"help": "interneuron dendrite-to-soma coupling"})
     g_som: float = field(default=0.8, metadata={"help": "nudging conductance (target, and layer above)"})
-    activation: str = field(default="softplus", metadata={"choices": tuple(ACTIVATIONS), "help": "rate function"})
+    activation: str = field(default="sigmoid", metadata={
+        "choices": tuple(ACTIVATIONS), "help": "rate function (on MNIST the soft rectifier did not learn at any rate tried)"})
     target_value: float = field(default=1.0, metadata={"help": "target potential of the right class (others 0)"})
 
     def __post_init__(self):
@@ -171,20 +176,37 @@ class DendriticMicrocircuit(Learner):
         inter = [(c.g_d * v_i + c.g_som * state.u[k + 1], c.g_lk + c.g_d + c.g_som) for k, v_i in enumerate(state.inter)]
         return pyramids, inter
 
-    def step(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
-        """One Euler step of the dynamics, or (steady-state) one fixed-point iteration, all populations at once."""
+    def euler_step(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+        """One Euler step of the dynamics du/dt = A - G u, every population at once."""
         pyramids, inter = self.drive(x, state, target)
-        if self.config.dynamics == "euler":
-            dt = self.config.dt
-            return State([u + dt * (a - g * u) for u, (a, g) in zip(state.u, pyramids)],
-                         [u + dt * (a - g * u) for u, (a, g) in zip(state.u_i, inter)])
-        return State([a / g for a, g in pyramids], [a / g for a, g in inter])
+        dt = self.config.dt
+        return State([u + dt * (a - g * u) for u, (a, g) in zip(state.u, pyramids)],
+                     [u + dt * (a - g * u) for u, (a, g) in zip(state.u_i, inter)])
 
-    def settle(self, x: torch.Tensor, target: torch.Tensor | None = None, steps: int | None = None) -> State:
-        """`steps` iterations from the feedforward state; the dendritic potentials of the final state recorded."""
+    def top_down_sweep(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+        """The steady state to first order in the nudging: from the feedforward state, each population set to its
+        fixed point u = A / G given the layers below as they are, from the output down (the output with its
+        target, then each layer's interneurons and pyramids with the layer above already settled)."""
+        u, u_i = list(state.u), list(state.u_i)
+        for k in reversed(range(len(u))):
+            if k < len(u_i):  # a hidden layer: its interneurons follow the layer above, then its apical input
+                pyramids, inter = self.drive(x, State(u, u_i), target)
+                u_i[k] = inter[k][0] / inter[k][1]
+            pyramids, _ = self.drive(x, State(u, u_i), target)
+            u[k] = pyramids[k][0] / pyramids[k][1]
+        pyramids, _ = self.drive(x, State(u, u_i), target)  # the output again, on the hidden rates it now gets
+        u[-1] = pyramids[-1][0] / pyramids[-1][1]
+        return State(u, u_i)
+
+    def settle(self, x: torch.Tensor, target: torch.Tensor | None = None) -> State:
+        """The state the dynamics reach with input x (and the target, if given), by `dynamics`; its dendritic
+        potentials recorded."""
         state = self.feedforward(x)
-        for _ in range(steps or self.config.steps):
-            state = self.step(x, state, target)
+        if self.config.dynamics == "euler":
+            for _ in range(self.config.steps):
+                state = self.euler_step(x, state, target)
+        else:
+            state = self.top_down_sweep(x, state, target)
         self.drive(x, state, target)
         return state
 
@@ -221,7 +243,7 @@ class DendriticMicrocircuit(Learner):
         if self.config.dynamics == "euler":  # plasticity at every step, while the target nudges the output
             state = self.feedforward(x)
             for _ in range(self.config.steps):
-                state = self.step(x, state, target)
+                state = self.euler_step(x, state, target)
                 self.drive(x, state, target)  # the dendritic potentials of the new state
                 self.learn(x, state, self.config.dt)
         else:
@@ -233,3 +255,35 @@ class DendriticMicrocircuit(Learner):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The class whose output soma is highest once the net has settled without a target."""
         return in_chunks(lambda part: self.settle(part).u[-1].argmax(1), x)
+
+    def backprop_gradients(self, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+        """Backprop's descent direction for each basal matrix, by autograd through the feedforward net (the
+        self-predicting state's function), for the output error phi'(v^_N) (u_target - v^_N): the squared error
+        between target and output rates, to first order."""
+        weights = [w.detach().clone().requires_grad_() for w in self.basal]
+        with torch.enable_grad():
+            rates = x
+            for k, w in enumerate(weights, start=1):
+                v_hat = self.attenuation(k) * rates @ w.T
+                rates = self.phi(v_hat)
+            error = (DERIVATIVES[self.config.activation](v_hat) * (target - v_hat)).detach()
+            gradients = torch.autograd.grad(-(error * v_hat).sum() / len(x), weights)
+        return [-g for g in gradients]
+
+    def alignment(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """Cosine between each basal matrix's update under the target and backprop's descent direction."""
+        with torch.no_grad():
+            target = self.target(y, x.dtype)
+            changes = self.weight_changes(x, self.settle(x, target))[:len(self.basal)]
+        return [F.cosine_similarity(change.flatten(), reference.flatten(), 0).item()
+                for (_, change), reference in zip(changes, self.backprop_gradients(x, target))]
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, full: bool = True) -> dict[str, float]:
+        """Test error; the apical potentials' RMS with no target (0 in the self-predicting state); and the hidden
+        layers' update alignment with backprop on the first 500 test images."""
+        state = self.settle(x[:500])
+        cosines = self.alignment(x[:500], y[:500])
+        return {"error": super().evaluate(x, y)["error"],
+                "apical_rms": torch.cat([v.flatten() for v in state.apical]).pow(2).mean().sqrt().item(),
+                **{f"alignment_layer{k + 1}": cosine for k, cosine in enumerate(cosines)}}

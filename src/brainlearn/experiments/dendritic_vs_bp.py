@@ -1,0 +1,117 @@
+"""Dendritic cortical microcircuits beside their backprop twin on MNIST (Sacramento, Costa, Bengio & Senn 2018:
+a 784-500-10 microcircuit learns MNIST to close to 2% test error, backprop about 1.5%, as issue 20 quotes the
+paper; its text is not reachable from here, so the exact figures are not checked).
+
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR          # 784-500-10, 30 epochs, 2 seeds: 8 min on 2 cores
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs
+
+Both nets train with the same hidden sizes, data, epochs and seeds in one process; the microcircuit with the
+steady-state dynamics (a feedforward pass and one top-down sweep per example, see `dendritic`). After every epoch
+it also records, on 500 test images, the apical potentials' RMS without a target (0 in the self-predicting state)
+and the cosine between each basal matrix's update and backprop's gradient (random top-down weights: a
+feedback-alignment-like angle, reported, not assumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+
+from .. import plots, train
+from ..algorithms import BackpropConfig, DendriticConfig, backprop, dendritic
+from ..data import Dataset
+from ..train import TrainConfig
+from .common import (Claim, Experiment, add_twin_arguments, configs_fields, curves_title, environment, mean_curve,
+                     mean_over_runs, net_description, percent, run_seeds, speed_table, timing_summary, twin_setup)
+
+# The learning rates (basal, bottom to top) were chosen in short ad-hoc MNIST runs (3 passes over 20,000 images):
+# with the logistic rate function (0.3, 0.1) learned fastest; 1.0 and above did not learn; the soft rectifier
+# learned at none of (0.01, 0.003) to (0.3, 0.03).
+PRESETS = {
+    "digits": {"hidden": (100,), "epochs": 20, "batch_size": 10, "lr": (0.3, 0.1), "bp_lr": 1e-3},
+    "mnist": {"hidden": (500,), "epochs": 30, "lr": (0.3, 0.1), "bp_lr": 1e-3},
+    "mnist-full": {"hidden": (500,), "epochs": 100, "lr": (0.3, 0.1), "bp_lr": 1e-3},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_twin_arguments(parser, "the basal learning rates eta_PP, bottom to top",
+                       "784-500-10 for 100 epochs; the paper's epochs are not given here", lr_nargs="+")
+    parser.add_argument("--top-down", choices=("random", "learned"), default="random",
+                        help="top-down weights (default: %(default)s)")
+
+
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
+    train_config, config, bp_config, data = twin_setup(args, parser, PRESETS, lambda chosen: DendriticConfig(
+        hidden=tuple(chosen["hidden"]), lr=tuple(chosen["lr"]), top_down=args.top_down))
+    return run(data, args.seeds, train_config, config, bp_config, args.out_dir, command, progress=not args.quiet,
+               keep_runs=args.keep_runs)
+
+
+def run(data: Dataset, seeds: list[int], train_config: TrainConfig, config: DendriticConfig,
+        bp_config: BackpropConfig, out_dir: Path, command: str, progress: bool = True, keep_runs: bool = False) -> dict:
+    started = environment()
+    configs = {"dendritic": config, "bp": bp_config}
+    runs, _ = run_seeds("dendritic_vs_bp", data, seeds, train_config, configs, out_dir, progress, keep_runs)
+    summary = {"dendritic_error": mean_over_runs(runs, "dendritic", "error"),
+               "bp_error": mean_over_runs(runs, "bp", "error"),
+               **timing_summary(runs, "dendritic", data), **timing_summary(runs, "bp", data)}
+    summary["dendritic_over_bp_time"] = summary["dendritic_seconds_per_epoch"] / summary["bp_seconds_per_epoch"]
+    return EXPERIMENT.write(data.name, command, started, seeds, asdict(train_config),
+                            {**configs_fields(configs), "summary": summary, "runs": runs}, out_dir)
+
+
+def per_epoch(result: dict, key: str) -> list[tuple[int, float]]:
+    """Mean over seeds of a quantity the microcircuit records every epoch."""
+    return mean_curve(result["runs"], "dendritic", key)
+
+
+def markdown(result: dict) -> str:
+    s = result["summary"]
+    lines = ["| test error | microcircuit | BP twin |", "| --- | --- | --- |",
+             f"| mean over seeds | {percent(s['dendritic_error'])} | {percent(s['bp_error'])} |"]
+    lines += [f"| seed {run['seed']} | {percent(run['dendritic']['final']['error'])} | "
+              f"{percent(run['bp']['final']['error'])} |" for run in result["runs"]]
+    lines += speed_table(s, "dendritic", "bp")
+    lines += ["", f"Microcircuit: {result['dendritic_config']['dynamics']} dynamics, "
+              f"{result['dendritic_config']['top_down']} top-down weights, {result['dendritic_config']['activation']} "
+              "rates. Per epoch, mean over seeds, on 500 test images:", "",
+              "| epoch | test error | apical RMS, no target | " + " | ".join(
+                  f"alignment with BP, layer {k + 1}" for k in range(len(result["dendritic_config"]["hidden"]) + 1))
+              + " |", "| --- | --- | --- | " + " | ".join("---" for _ in result["dendritic_config"]["lr"]) + " |"]
+    history = [run["dendritic"]["history"] for run in result["runs"]]
+    for rows in zip(*history):
+        keys = [key for key in rows[0] if key.startswith("alignment")]
+        lines.append(f"| {rows[0]['epoch']} | {percent(statistics.mean(r['error'] for r in rows))} | "
+                     f"{statistics.mean(r['apical_rms'] for r in rows):.2e} | " + " | ".join(
+                         f"{statistics.mean(r[key] for r in rows):.3f}" for key in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
+    curves = {"dendritic microcircuit": per_epoch(result, "error"), "BP twin": mean_curve(result["runs"], "bp", "error")}
+    return [(plots.learning_curves(curves, out_dir / f"dendritic_vs_bp_{result['dataset']}_curves.png",
+                                   curves_title(result)),
+             "Dendritic microcircuit vs its backprop twin: test error per epoch")]
+
+
+MNIST_COMMAND = "brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR"
+
+CLAIMS = (
+    Claim("Dendritic microcircuits", "A dendritic cortical microcircuit (784-500-10) learns MNIST with local "
+          "plasticity and no separate phases", "close to 2% (backprop about 1.5%)", "Sacramento et al. 2018",
+          "dendritic_vs_bp_mnist", MNIST_COMMAND,
+          ours=lambda r: (f"{percent(r['summary']['dendritic_error'])}; BP twin {percent(r['summary']['bp_error'])} "
+                          f"({net_description(r, 'dendritic_config')})"),
+          differs=lambda r: None if r["summary"]["dendritic_error"] <= 0.02 else (
+              f"not reached with {net_description(r, 'dendritic_config')}; the paper's budget has not been run here"),
+          reproduced_when="error <= 2.0%", paper_result="dendritic_vs_bp_mnist-full"),
+)
+
+EXPERIMENT = Experiment(
+    name="dendritic-vs-bp", result="dendritic_vs_bp",
+    help="dendritic cortical microcircuits vs backprop: test error, speed, apical potentials, alignment",
+    description=__doc__, code=(dendritic, backprop, train), add_arguments=add_arguments,
+    run_from_args=run_from_args, markdown=markdown, figures=figures, claims=CLAIMS)
