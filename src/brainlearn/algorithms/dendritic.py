@@ -237,9 +237,10 @@ class DendriticMicrocircuit(Learner):
         return self.config.target_value * one_hot(y, self.n_classes, dtype)
 
     @torch.no_grad()
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        target = self.target(y, x.dtype)
-        prediction = self.feedforward(x).u[-1]  # what the net says before the target arrives
+    def step_towards(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Present x with the output nudged towards the potentials `target`, and let the synapses learn; returns
+        the output the net gave before (its feedforward prediction)."""
+        prediction = self.feedforward(x).u[-1]
         if self.config.dynamics == "euler":  # plasticity at every step, while the target nudges the output
             state = self.feedforward(x)
             for _ in range(self.config.steps):
@@ -248,6 +249,11 @@ class DendriticMicrocircuit(Learner):
                 self.learn(x, state, self.config.dt)
         else:
             self.learn(x, self.settle(x, target))
+        return prediction
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        target = self.target(y, x.dtype)
+        prediction = self.step_towards(x, target)
         return {"loss": 0.5 * (prediction - target).pow(2).sum(1).mean(),
                 "train_error": (prediction.argmax(1) != y).float().mean()}
 
