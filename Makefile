@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/wave_rnn.py
 	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/mortal.py --dataset mnist --data-dir ../shared/data
+	$(BIN)/brainlearn bench dendritic-vs-bp --dataset mnist --data-dir ../shared/data
 	$(BIN)/brainlearn report
 
 clean:
