@@ -60,7 +60,8 @@ class DendriticConfig:
     hidden: tuple[int, ...] = field(default=(500,), metadata={"help": "hidden layer sizes"})
     lr: tuple[float, ...] = field(default=(100.0, 0.1), metadata={
         "help": "eta_PP of each basal weight matrix, bottom to top (one per layer + 1); a hidden layer's error "
-                "arrives scaled down by conductance ratios and rate slopes (about 1/200), hence its larger rate"})
+                "arrives scaled by a product of conductance ratios and rate slopes, each below 1, hence its larger "
+                "rate"})
     lr_interneuron: float = field(default=0.05, metadata={"help": "eta_IP: pyramid-to-interneuron weights"})
     lr_apical: float = field(default=0.05, metadata={"help": "eta_PI: interneuron-to-pyramid weights"})
     lr_top_down: float = field(default=0.05, metadata={"help": "eta_PB: top-down weights, when they learn"})

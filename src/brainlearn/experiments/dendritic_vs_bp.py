@@ -29,7 +29,7 @@ from .common import (Claim, Experiment, add_twin_arguments, configs_fields, curv
 # The learning rates (basal, bottom to top) were chosen in short ad-hoc runs on 20,000 MNIST images (no result
 # files): with the logistic rate function an output rate of 0.1 learned, 0.3 and above did not; hidden rates of
 # 0.3, 1, 3, 10, 30 and 100 reached 34.7%, 27.3%, 20.9%, 17.6%, 13.8% and 12.6% test error after 3 passes (the
-# hidden layer's error signal is small: see `dendritic`); the soft rectifier learned at none of (0.01, 0.003) to
+# hidden layer's error signal is scaled down: see `dendritic`); the soft rectifier learned at none of (0.01, 0.003) to
 # (0.3, 0.03). A first 30-epoch run with (0.3, 0.1) stalled at 12.4%.
 PRESETS = {
     "digits": {"hidden": (100,), "epochs": 20, "batch_size": 10, "lr": (100.0, 0.1), "bp_lr": 1e-3},
