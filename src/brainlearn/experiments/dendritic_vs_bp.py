@@ -101,15 +101,24 @@ def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
 
 MNIST_COMMAND = "brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR"
 
+
+def gap(result: dict) -> str:
+    """What the run shows about a gap to the paper: the last third of the error curve, the hidden alignment."""
+    errors, alignment = per_epoch(result, "error"), per_epoch(result, "alignment_layer1")
+    start = errors[-max(1, len(errors) // 3)]
+    return (f"not reached with {net_description(result, 'dendritic_config')}: over epochs {start[0]}-{errors[-1][0]} "
+            f"the test error went {percent(start[1])} -> {percent(errors[-1][1])}; the hidden layer's update "
+            f"aligned with backprop's gradient to a cosine of {alignment[-1][1]:.2f} at the end "
+            f"({result['dendritic_config']['top_down']} top-down weights); the gap's cause is not measured further")
+
 CLAIMS = (
     Claim("Dendritic microcircuits", "A dendritic cortical microcircuit (784-500-10) learns MNIST with local "
           "plasticity and no separate phases", "close to 2% (backprop about 1.5%)", "Sacramento et al. 2018",
           "dendritic_vs_bp_mnist", MNIST_COMMAND,
           ours=lambda r: (f"{percent(r['summary']['dendritic_error'])}; BP twin {percent(r['summary']['bp_error'])} "
                           f"({net_description(r, 'dendritic_config')})"),
-          differs=lambda r: None if r["summary"]["dendritic_error"] <= 0.02 else (
-              f"not reached with {net_description(r, 'dendritic_config')}; the paper's budget has not been run here"),
-          reproduced_when="error <= 2.0%", paper_result="dendritic_vs_bp_mnist-full"),
+          differs=lambda r: None if r["summary"]["dendritic_error"] <= 0.02 else gap(r),
+          reproduced_when="error <= 2.0%"),
 )
 
 EXPERIMENT = Experiment(
