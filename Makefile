@@ -7,7 +7,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-gpu clean
 
 $(BIN)/brainlearn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,20 @@ bench: install
 	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/mortal.py --dataset mnist --data-dir ../shared/data
 	$(BIN)/brainlearn bench dendritic-vs-bp --dataset mnist --data-dir ../shared/data
+	$(BIN)/brainlearn report
+
+# The papers' configurations on one GPU, ordered by value. Time per command from measured seconds per epoch
+# (benchmarks/results/device_speed_cuda.md, H200; ff_vs_bp_mnist-full.md and mortal_parts/, H100), training only:
+# FF + BP twin 6.5 min; DBN about 7 min; mortal hardware about 17 min (3 seeds in one process; split them by
+# --seeds and --merge the parts to run them side by side); FF with jitter about 23 min; recurrent FF about 41 min;
+# EP's two-layer net about 3 h.
+bench-gpu: install
+	$(BIN)/brainlearn bench ff-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
+	$(BIN)/brainlearn bench dbn-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
+	$(BIN)/brainlearn bench mortal --dataset mnist --data-dir ../shared/data --device cuda --quiet
+	$(BIN)/brainlearn bench ff-jitter --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
+	$(BIN)/brainlearn bench rff-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
+	$(BIN)/brainlearn bench eqprop-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
 	$(BIN)/brainlearn report
 
 clean:
