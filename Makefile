@@ -39,7 +39,7 @@ bench: install
 
 # The papers' configurations on one GPU, ordered by value. Time per command from measured seconds per epoch
 # (benchmarks/results/device_speed_cuda.md, H200; ff_vs_bp_mnist-full.md and mortal_parts/, H100), training only:
-# FF + BP twin 6.5 min; DBN about 7 min; mortal hardware about 17 min (3 seeds in one process; split them by
+# FF + BP twin about 6 min; DBN about 7 min; mortal hardware about 17 min (3 seeds in one process; split them by
 # --seeds and --merge the parts to run them side by side); FF with jitter about 23 min; recurrent FF about 41 min;
 # EP's two-layer net about 3 h.
 bench-gpu: install
