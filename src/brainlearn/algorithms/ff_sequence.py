@@ -1,0 +1,215 @@
+"""Forward-Forward on sequences, with negative data the net makes itself (Hinton 2022, sec. 3.5: "the obvious way
+[to get negative data] is to get the model to generate them itself").
+
+Hinton's setup: strings of a 30-symbol alphabet; a net "that receives a window of 10 characters" as one-hot
+input learns, with FF alone, which 10-character windows are real. Positive data are windows of the real strings;
+negative data are windows whose last character, or whole tail, the net itself predicted:
+
+* teacher forcing ("teacher-forcing"): a real window with its last character replaced by the net's own
+  prediction, sampled from its goodness-based distribution p(c | 9 real characters) = softmax_c(G(window_c) / T),
+  G the goodness summed over the layers;
+* self-generated ("self-generated"): from the first 10 real characters of a string the net generates the next
+  90 itself, one sampled character at a time; the windows of that string are the negatives.
+
+The net predicts the next character as the candidate (of 30) whose window, 9 real characters + candidate, has
+the highest goodness; a softmax on its normalised hidden activities, with the last slot neutral (1/30 each),
+is trained beside it, as in the image FF, and both are reported.
+
+Sleep: the negative passes need not run beside the positive ones. `schedule="interleaved"` (default) puts a
+positive and a negative minibatch in every step; `"separated"` alternates `block` steps of positive-only updates
+(the first term of FF's loss) with `block` steps of negative-only updates (the second term), the negatives
+generated during the awake block before and stored, then used "offline", as the paper discusses.
+
+Each layer is FF's: ReLU units, input normalised to unit RMS (`forward_forward.layer_norm`), the logistic loss
+on goodness against a threshold (`forward_forward.ff_loss`), its own Adam optimizer, its input detached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import layer_sizes
+from .forward_forward import ff_loss, goodness, layer_norm
+
+
+@dataclass
+class SequenceFFConfig:
+    hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
+    context: int = field(default=10, metadata={"help": "characters per window (the last one is predicted)"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of every layer and the softmax"})
+    threshold: float = field(default=1.0, metadata={"help": "goodness threshold per unit"})
+    negatives: str = field(default="teacher-forcing", metadata={
+        "choices": ("teacher-forcing", "self-generated"), "help": "where the negative windows come from"})
+    schedule: str = field(default="interleaved", metadata={
+        "choices": ("interleaved", "separated"), "help": "negatives in every step, or in blocks of their own"})
+    block: int = field(default=50, metadata={"help": "steps per positive or negative block (separated)"})
+    temperature: float = field(default=1.0, metadata={"help": "T of the sampling distribution softmax(G / T)"})
+
+    def __post_init__(self):
+        self.hidden = layer_sizes(self.hidden)
+        if self.context < 2 or self.lr <= 0 or self.threshold <= 0 or self.block < 1 or self.temperature <= 0:
+            raise ValueError("need context >= 2, and positive lr, threshold, block and temperature")
+        if self.negatives not in ("teacher-forcing", "self-generated"):
+            raise ValueError("negatives must be 'teacher-forcing' or 'self-generated'")
+        if self.schedule not in ("interleaved", "separated"):
+            raise ValueError("schedule must be 'interleaved' or 'separated'")
+
+
+class SequenceFF(nn.Module):
+    def __init__(self, n_symbols: int, config: SequenceFFConfig | None = None, seed: int = 0,
+                 learn_hidden: bool = True):
+        super().__init__()
+        self.config = config = config or SequenceFFConfig()
+        self.n_symbols = n_symbols
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        sizes = (config.context * n_symbols, *config.hidden)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.readout = list(range(1, len(self.layers))) or [0]  # as in the image FF: layers 2..N
+        self.classifier = nn.Linear(sum(config.hidden[j] for j in self.readout), n_symbols)
+        # learn_hidden=False: the baseline whose hidden layers stay at their random start (only the softmax learns)
+        self.optimizers = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in self.layers
+                           if learn_hidden]
+        self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=config.lr)
+
+    # ----- passes
+
+    def one_hot(self, windows: torch.Tensor, neutral_last: bool = False) -> torch.Tensor:
+        """Windows of symbol indices (B, context) as one flat one-hot row each; the last slot 1/30 everywhere if
+        `neutral_last` (the softmax's input: no candidate written in)."""
+        x = F.one_hot(windows, self.n_symbols).float()
+        if neutral_last:
+            x[:, -1] = 1.0 / self.n_symbols
+        return x.flatten(1)
+
+    def activities(self, x: torch.Tensor) -> list[torch.Tensor]:
+        acts = []
+        for layer in self.layers:
+            x = F.relu(layer(layer_norm(x)))
+            acts.append(x)
+            x = x.detach()
+        return acts
+
+    @torch.no_grad()
+    def candidate_goodness(self, prefixes: torch.Tensor) -> torch.Tensor:
+        """G summed over layers of every window prefix + candidate: (B, 30)."""
+        batch, n = len(prefixes), self.n_symbols
+        candidates = torch.arange(n).repeat(batch)
+        windows = torch.cat([prefixes.repeat_interleave(n, 0), candidates[:, None]], 1)
+        return sum(goodness(a) for a in self.activities(self.one_hot(windows))).view(batch, n)
+
+    @torch.no_grad()
+    def sample_next(self, prefixes: torch.Tensor) -> torch.Tensor:
+        """A next character per prefix from softmax(G / T) over the candidates."""
+        probabilities = (self.candidate_goodness(prefixes) / self.config.temperature).softmax(1)
+        return torch.multinomial(probabilities, 1, generator=self.generator)[:, 0]
+
+    @torch.no_grad()
+    def teacher_forced(self, windows: torch.Tensor) -> torch.Tensor:
+        """Real windows with the last character replaced by the net's own sample."""
+        return torch.cat([windows[:, :-1], self.sample_next(windows[:, :-1])[:, None]], 1)
+
+    @torch.no_grad()
+    def generate(self, starts: torch.Tensor, length: int) -> torch.Tensor:
+        """Strings of `length` symbols, each beginning with its `context` real symbols, the rest sampled."""
+        strings = starts.clone()
+        while strings.shape[1] < length:
+            next_symbols = self.sample_next(strings[:, -(self.config.context - 1):])
+            strings = torch.cat([strings, next_symbols[:, None]], 1)
+        return strings
+
+    # ----- learning
+
+    def learn(self, positive: torch.Tensor | None, negative: torch.Tensor | None) -> torch.Tensor:
+        """One FF step on positive and/or negative windows (a sleep block has only one kind); returns the loss."""
+        batch = 0 if positive is None else len(positive)
+        parts = [w for w in (positive, negative) if w is not None]
+        x, total = self.one_hot(torch.cat(parts)), torch.zeros(())
+        for j, (layer, optimizer) in enumerate(zip(self.layers, self.optimizers)):
+            activity = F.relu(layer(layer_norm(x)))
+            g, theta = goodness(activity), self.config.threshold * layer.out_features
+            if positive is not None and negative is not None:
+                loss = ff_loss(g[:batch], g[batch:], theta)
+            elif positive is not None:
+                loss = F.softplus(theta - g).mean()
+            else:
+                loss = F.softplus(g - theta).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total = total + loss.detach()
+            x = activity.detach()
+        return total
+
+    def features(self, windows: torch.Tensor) -> torch.Tensor:
+        acts = self.activities(self.one_hot(windows, neutral_last=True))
+        return torch.cat([layer_norm(acts[j].detach()) for j in self.readout], 1)
+
+    def learn_readout(self, windows: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(self.classifier(self.features(windows)), windows[:, -1])
+        self.classifier_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.classifier_optimizer.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def errors(self, windows: torch.Tensor) -> dict[str, float]:
+        """Next-character error of both readouts on windows (the last character is the one to predict)."""
+        truth = windows[:, -1]
+        by_goodness = torch.cat([self.candidate_goodness(part[:, :-1]).argmax(1) for part in windows.split(500)])
+        by_softmax = self.classifier(self.features(windows)).argmax(1)
+        return {"error_goodness": (by_goodness != truth).float().mean().item(),
+                "error_softmax": (by_softmax != truth).float().mean().item()}
+
+
+def windows_of(strings: torch.Tensor, context: int) -> torch.Tensor:
+    """Every window of `context` consecutive symbols of every string: (strings x positions, context)."""
+    return strings.unfold(1, context, 1).reshape(-1, context)
+
+
+def train(model: SequenceFF, strings: torch.Tensor, test_strings: torch.Tensor, epochs: int,
+          batch_size: int = 100, on_epoch=None) -> list[dict]:
+    """FF on the training strings' windows for `epochs`, each epoch in shuffled minibatches, negatives as the
+    config says; the softmax trained beside it. Returns per-epoch losses and test (and train) errors."""
+    config, history = model.config, []
+    positives_all = windows_of(strings, config.context)
+    test_windows = windows_of(test_strings, config.context)
+    step, stored = 0, []
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(positives_all), generator=model.generator)
+        generated = None
+        if config.negatives == "self-generated" and model.optimizers:  # this epoch's dreams: every string continued by the net
+            generated = windows_of(model.generate(strings[:, :config.context], strings.shape[1]), config.context)
+            generated = generated[torch.randperm(len(generated), generator=model.generator)]
+        losses = []
+        for index, batch in enumerate(order.split(batch_size)):
+            positive = positives_all[batch]
+            if not model.optimizers:  # the frozen baseline: only its softmax learns
+                losses.append(model.learn_readout(positive))
+                continue
+            negative = (generated[index * batch_size:(index + 1) * batch_size] if generated is not None
+                        else None)
+            if config.schedule == "interleaved":
+                if negative is None:
+                    negative = model.teacher_forced(positive)
+                losses.append(model.learn(positive, negative))
+            else:
+                phase, start = divmod(step, config.block)
+                if phase % 2 == 0:  # awake: positives only; the coming sleep block's negatives are stored now
+                    if start == 0:
+                        stored = []
+                    stored.append(negative if negative is not None else model.teacher_forced(positive))
+                    losses.append(model.learn(positive, None))
+                else:  # asleep: negatives only, from the store
+                    losses.append(model.learn(None, stored[start % len(stored)]))
+            model.learn_readout(positive)
+            step += 1
+        row = {"epoch": epoch, "loss": torch.stack(losses).mean().item(), **model.errors(test_windows)}
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+    return history
