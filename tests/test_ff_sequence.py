@@ -1,0 +1,106 @@
+import json
+
+import pytest
+import torch
+from conftest import SHARED_DATA
+
+from brainlearn.algorithms.ff_sequence import SequenceFF, SequenceFFConfig, train, windows_of
+from brainlearn.cli import main
+from brainlearn.data.text import Book, encode
+
+TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
+
+
+@pytest.fixture(scope="module")
+def book() -> Book:
+    symbols = encode(TEXT)[: 40 * 30].view(40, 30)
+    return Book("toy", symbols[:30], symbols[30:])
+
+
+def model(**config) -> SequenceFF:
+    return SequenceFF(30, SequenceFFConfig(**{"hidden": (64, 64), "context": 5, **config}), seed=0)
+
+
+def test_windows_cover_every_position_of_every_string():
+    strings = torch.arange(12).view(2, 6)
+    windows = windows_of(strings, 4)
+    assert windows.tolist() == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [6, 7, 8, 9], [7, 8, 9, 10], [8, 9, 10, 11]]
+
+
+def test_teacher_forced_negatives_keep_the_real_prefix_and_take_the_nets_own_sample(book):
+    net = model()
+    real = windows_of(book.train, 5)[:200]
+    negative = net.teacher_forced(real)
+    assert torch.equal(negative[:, :-1], real[:, :-1])
+    assert 0 <= negative[:, -1].min() and negative[:, -1].max() < 30
+    assert not torch.equal(negative[:, -1], real[:, -1])  # an untrained net does not know the text
+
+
+def test_sampling_follows_the_goodness_distribution():
+    net = model(temperature=1e-6)  # almost greedy: the candidate of highest goodness
+    prefixes = torch.randint(0, 30, (20, 4), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(net.sample_next(prefixes), net.candidate_goodness(prefixes).argmax(1))
+
+
+def test_generated_strings_start_with_the_real_characters(book):
+    net = model()
+    strings = net.generate(book.train[:3, :5], 30)
+    assert strings.shape == (3, 30) and torch.equal(strings[:, :5], book.train[:3, :5])
+
+
+def test_a_sleep_block_uses_one_term_of_the_loss_each():
+    """Positive-only steps raise the goodness of real windows; negative-only steps lower it of the negatives."""
+    net = model(lr=1e-2)
+    windows = torch.randint(0, 30, (50, 5), generator=torch.Generator().manual_seed(2))
+    x = net.one_hot(windows)
+
+    def total_goodness():
+        return sum(a.pow(2).sum(1).mean() for a in net.activities(x)).item()
+
+    start = total_goodness()
+    for _ in range(20):
+        net.learn(windows, None)
+    awake = total_goodness()
+    for _ in range(40):
+        net.learn(None, windows)
+    assert awake > start and total_goodness() < awake
+
+
+@pytest.mark.parametrize("changes", [{}, {"negatives": "self-generated"}, {"schedule": "separated", "block": 3}])
+def test_ff_learns_to_predict_the_next_character(book, changes):
+    net = model(lr=3e-3, **changes)
+    test_windows = windows_of(book.test, 5)
+    before = net.errors(test_windows)["error_goodness"]
+    history = train(net, book.train, book.test, epochs=8, batch_size=20)
+    unigram = (test_windows[:, -1] != torch.bincount(book.train.flatten()).argmax()).float().mean().item()
+    assert history[-1]["error_goodness"] < min(before, unigram) - 0.05, (before, unigram, history[-1])
+
+
+def test_the_frozen_baseline_trains_only_its_softmax(book):
+    net = SequenceFF(30, SequenceFFConfig(hidden=(32,), context=5), seed=0, learn_hidden=False)
+    weights = net.layers[0].weight.detach().clone()
+    train(net, book.train, book.test, epochs=1, batch_size=20)
+    assert torch.equal(weights, net.layers[0].weight) and not net.optimizers
+
+
+def test_config_is_checked():
+    for bad in (dict(context=1), dict(lr=0), dict(block=0), dict(temperature=0), dict(negatives="dreams"),
+                dict(schedule="nap")):
+        with pytest.raises(ValueError):
+            SequenceFFConfig(**bad)
+
+
+def test_the_benchmark_writes_its_result(tmp_path):
+    shared = tmp_path / "data" / "text"
+    shared.mkdir(parents=True)
+    source = SHARED_DATA / "text" / "botchan.txt"
+    if not source.exists():
+        pytest.skip(f"no copy of the book at {source}")
+    (shared / "botchan.txt").write_bytes(source.read_bytes())
+    assert main(["bench", "ff-sequence", "--data-dir", str(tmp_path / "data"), "--no-download", "--hidden", "16",
+                 "--epochs", "1", "--test-strings", "5", "--out-dir", str(tmp_path), "--quiet"]) == 0
+    result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
+    assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
+                                   "frozen random hidden layers"}
+    assert {"unigram", "bigram", "backprop twin"} <= set(result["baselines"])
+    assert "| FF, self-generated |" in (tmp_path / "ff_sequence_botchan.md").read_text()
