@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/scaling.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/mortal.py --dataset mnist --data-dir ../shared/data
 	$(BIN)/brainlearn bench dendritic-vs-bp --dataset mnist --data-dir ../shared/data
+	$(BIN)/brainlearn bench ff-sequence --data-dir ../shared/data
 	$(BIN)/brainlearn report
 
 # The papers' configurations on one GPU, ordered by value. Time per command from measured seconds per epoch
