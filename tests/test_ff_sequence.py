@@ -104,3 +104,22 @@ def test_the_benchmark_writes_its_result(tmp_path):
                                    "frozen random hidden layers"}
     assert {"unigram", "bigram", "backprop twin"} <= set(result["baselines"])
     assert "| FF, self-generated |" in (tmp_path / "ff_sequence_botchan.md").read_text()
+
+
+def test_generation_is_reproducible_with_a_seed(book):
+    first, second = model().generate(book.train[:2, :5], 40), model().generate(book.train[:2, :5], 40)
+    assert torch.equal(first, second) and first.max() < 30
+
+
+def test_no_gradient_crosses_a_layer():
+    """Each layer's update comes from its own loss: a layer learns the same whether the layers above it learn
+    or not."""
+    windows = torch.randint(0, 30, (40, 5), generator=torch.Generator().manual_seed(3))
+    negative = torch.randint(0, 30, (40, 5), generator=torch.Generator().manual_seed(4))
+    full, first_only = model(lr=1e-2), model(lr=1e-2)
+    first_only.optimizers = first_only.optimizers[:1]  # the layer above never steps
+    for net in (full, first_only):
+        for _ in range(5):
+            net.learn(windows, negative)
+    assert torch.equal(full.layers[0].weight, first_only.layers[0].weight)
+    assert not torch.equal(full.layers[1].weight, first_only.layers[1].weight)
