@@ -102,7 +102,9 @@ def test_the_benchmark_writes_its_result(tmp_path):
     result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
     assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
                                    "frozen random hidden layers"}
-    assert {"unigram", "bigram", "backprop twin"} <= set(result["baselines"])
+    assert {"unigram", "bigram", "backprop twin", "bigram_bits"} <= set(result["baselines"])
+    last = result["runs"]["teacher forcing"]["history"][-1]
+    assert {"bits_goodness", "bits_softmax"} <= set(last) and last["bits_softmax"] > 0
     assert "| FF, self-generated |" in (tmp_path / "ff_sequence_botchan.md").read_text()
 
 

@@ -158,12 +158,18 @@ class SequenceFF(nn.Module):
 
     @torch.no_grad()
     def errors(self, windows: torch.Tensor) -> dict[str, float]:
-        """Next-character error of both readouts on windows (the last character is the one to predict)."""
+        """Next-character error of both readouts on windows (the last character is the one to predict), and the
+        bits per character each one's distribution gives the truth: softmax(G / T) over the candidates', and
+        the softmax readout's."""
         truth = windows[:, -1]
-        by_goodness = torch.cat([self.candidate_goodness(part[:, :-1]).argmax(1) for part in windows.split(500)])
-        by_softmax = self.classifier(self.features(windows)).argmax(1)
-        return {"error_goodness": (by_goodness != truth).float().mean().item(),
-                "error_softmax": (by_softmax != truth).float().mean().item()}
+        goodness_logits = torch.cat([self.candidate_goodness(part[:, :-1]) / self.config.temperature
+                                     for part in windows.split(500)])
+        softmax_logits = self.classifier(self.features(windows))
+        bits = 1 / torch.log(torch.tensor(2.0))
+        return {"error_goodness": (goodness_logits.argmax(1) != truth).float().mean().item(),
+                "error_softmax": (softmax_logits.argmax(1) != truth).float().mean().item(),
+                "bits_goodness": (F.cross_entropy(goodness_logits, truth) * bits).item(),
+                "bits_softmax": (F.cross_entropy(softmax_logits, truth) * bits).item()}
 
 
 def windows_of(strings: torch.Tensor, context: int) -> torch.Tensor:

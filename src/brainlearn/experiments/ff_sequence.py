@@ -58,13 +58,16 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
 
 def frequency_errors(book: Book, context: int) -> dict[str, float]:
     """The unigram predictor (always the most frequent symbol) and the bigram one (the most frequent successor
-    of the previous symbol), counted on the training strings."""
+    of the previous symbol), counted on the training strings; their bits per character with add-one counts."""
+    n = len(book.alphabet)
     train, test = windows_of(book.train, 2), windows_of(book.test, context)[:, -2:]
-    unigram = torch.bincount(train[:, 1], minlength=len(book.alphabet)).argmax()
-    pairs = torch.zeros(len(book.alphabet), len(book.alphabet)).index_put_(
-        (train[:, 0], train[:, 1]), torch.ones(len(train)), accumulate=True)
-    return {"unigram": (test[:, 1] != unigram).float().mean().item(),
-            "bigram": (test[:, 1] != pairs.argmax(1)[test[:, 0]]).float().mean().item()}
+    unigram = torch.bincount(train[:, 1], minlength=n).float() + 1
+    pairs = torch.ones(n, n).index_put_((train[:, 0], train[:, 1]), torch.ones(len(train)), accumulate=True)
+    unigram_p, pairs_p = unigram / unigram.sum(), pairs / pairs.sum(1, keepdim=True)
+    return {"unigram": (test[:, 1] != unigram.argmax()).float().mean().item(),
+            "bigram": (test[:, 1] != pairs.argmax(1)[test[:, 0]]).float().mean().item(),
+            "unigram_bits": -unigram_p[test[:, 1]].log2().mean().item(),
+            "bigram_bits": -pairs_p[test[:, 0], test[:, 1]].log2().mean().item()}
 
 
 def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) -> list[dict]:
@@ -81,6 +84,7 @@ def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) 
         return F.one_hot(windows[:, :-1], len(book.alphabet)).float().flatten(1)
 
     train, test, history = windows_of(book.train, config.context), windows_of(book.test, config.context), []
+    bits = 1 / torch.log(torch.tensor(2.0))
     for epoch in range(1, epochs + 1):
         for batch in torch.randperm(len(train), generator=generator).split(100):
             loss = F.cross_entropy(net(inputs(train[batch])), train[batch][:, -1])
@@ -88,7 +92,9 @@ def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) 
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            history.append({"epoch": epoch, "error": (net(inputs(test)).argmax(1) != test[:, -1]).float().mean().item()})
+            logits = net(inputs(test))
+            history.append({"epoch": epoch, "error": (logits.argmax(1) != test[:, -1]).float().mean().item(),
+                            "bits": (F.cross_entropy(logits, test[:, -1]) * bits).item()})
     return history
 
 
@@ -122,15 +128,19 @@ def markdown(result: dict) -> str:
     lines = [f"{result['strings'][0]} training strings of {result['strings'][1]} symbols; next-character error on "
              f"every window of {result['test_strings'][0]} held-out strings after {result['epochs']} epochs "
              f"(net {'-'.join(map(str, [result['ff_config']['context'] * 30, *result['ff_config']['hidden']]))}).",
-             "", "| learner | by goodness | by softmax | seconds per epoch |", "| --- | --- | --- | --- |"]
+             "Error, and bits per character (the cross-entropy of each readout's distribution with the truth; "
+             "goodness: softmax over the candidates' G / T):", "",
+             "| learner | by goodness | by softmax | seconds per epoch |", "| --- | --- | --- | --- |"]
     for name, run in result["runs"].items():
-        last = run["history"][-1]
-        seconds = f"{run['seconds_per_epoch']:.1f}" if "seconds_per_epoch" in run else "-"
-        goodness = percent(last["error_goodness"]) if "seconds_per_epoch" in run else "-"
-        lines.append(f"| FF, {name} | {goodness} | {percent(last['error_softmax'])} | {seconds} |")
-    lines += [f"| backprop twin | - | {percent(b['backprop twin'][-1]['error'])} | - |",
-              f"| bigram frequencies | - | {percent(b['bigram'])} | - |",
-              f"| unigram frequencies | - | {percent(b['unigram'])} | - |", "",
+        last, trained = run["history"][-1], "seconds_per_epoch" in run
+        seconds = f"{run['seconds_per_epoch']:.1f}" if trained else "-"
+        goodness = f"{percent(last['error_goodness'])}, {last['bits_goodness']:.2f} bits" if trained else "-"
+        lines.append(f"| FF, {name} | {goodness} | {percent(last['error_softmax'])}, {last['bits_softmax']:.2f} bits "
+                     f"| {seconds} |")
+    twin = b["backprop twin"][-1]
+    lines += [f"| backprop twin | - | {percent(twin['error'])}, {twin['bits']:.2f} bits | - |",
+              f"| bigram frequencies | - | {percent(b['bigram'])}, {b['bigram_bits']:.2f} bits | - |",
+              f"| unigram frequencies | - | {percent(b['unigram'])}, {b['unigram_bits']:.2f} bits | - |", "",
               "What each FF net writes after the first 10 characters of the first held-out string (sampled):", ""]
     lines += [f"- {name}: `{run['sample']}`" for name, run in result["runs"].items() if "sample" in run]
     return "\n".join(lines) + "\n"
