@@ -180,7 +180,7 @@ def windows_of(strings: torch.Tensor, context: int) -> torch.Tensor:
 def train(model: SequenceFF, strings: torch.Tensor, test_strings: torch.Tensor, epochs: int,
           batch_size: int = 100, on_epoch=None) -> list[dict]:
     """FF on the training strings' windows for `epochs`, each epoch in shuffled minibatches, negatives as the
-    config says; the softmax trained beside it. Returns per-epoch losses and test (and train) errors."""
+    config says; the softmax trained beside it. Returns, per epoch, the mean loss and the test errors and bits."""
     config, history = model.config, []
     positives_all = windows_of(strings, config.context)
     test_windows = windows_of(test_strings, config.context)
@@ -188,7 +188,7 @@ def train(model: SequenceFF, strings: torch.Tensor, test_strings: torch.Tensor, 
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(positives_all), generator=model.generator)
         generated = None
-        if config.negatives == "self-generated" and model.optimizers:  # this epoch's dreams: every string continued by the net
+        if config.negatives == "self-generated" and model.optimizers:  # this epoch's dreams: each string continued
             generated = windows_of(model.generate(strings[:, :config.context], strings.shape[1]), config.context)
             generated = generated[torch.randperm(len(generated), generator=model.generator)]
         losses = []

@@ -124,7 +124,8 @@ def one_run(algorithm: str, backward: str, hidden: tuple[int, ...], data: Datase
         diverged = None
     except DivergedError as error:
         learner.eval()
-        history, diverged = [learner.evaluate(data.x_test.to(learner.device), data.y_test.to(learner.device))], str(error)
+        test = (data.x_test.to(learner.device), data.y_test.to(learner.device))
+        history, diverged = [learner.evaluate(*test)], str(error)
     errors = {k: v for k, v in history[-1].items() if k.startswith("error")}
     curve_key = "error_softmax" if algorithm == "ff" else "error"
     run = {"error": errors.get("error_goodness", errors.get("error")), "errors": errors,
@@ -176,7 +177,8 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
             fault_row(*fault_spec)
     if not with_distillation:
         return done("no distillation (--no-distillation)")
-    fields["distillation"] = distillation_runs(data, TrainConfig(**{**asdict(seeded(config, seeds[0])), "eval_every": 0}),
+    distillation_config = TrainConfig(**{**asdict(seeded(config, seeds[0])), "eval_every": 0})
+    fields["distillation"] = distillation_runs(data, distillation_config,
                                                labelled, shard_size)
     return done(f"distillation (seed {seeds[0]}): {fields['distillation']}")
 
@@ -218,7 +220,8 @@ def merge(parts: list[dict], out_dir: Path, command: str) -> dict:
     order = [spec[3](0, 1).describe() for spec in FAULTS]
     fields["faults"].sort(key=lambda row: order.index(row["description"]))
     newest = parts[-1]  # its provenance heads the result; each part's own (machine, code) is in "parts"
-    started = {key: newest[key] for key in ("date", "machine", "versions", "code_sha256", "accelerator") if key in newest}
+    started = {key: newest[key] for key in ("date", "machine", "versions", "code_sha256", "accelerator")
+               if key in newest}
     return EXPERIMENT.write(first["dataset"], command, started, seeds, newest["train_config"], fields, out_dir)
 
 
@@ -324,7 +327,8 @@ def markdown(result: dict) -> str:
              "the exact forward realisation (every noise sample; no hardware gives this); BP model: the forward "
              "pass on the device, the backward through the nominal model at the device's activations; BP in-situ: "
              "the backward pass on the same faulty device. FF's update uses its measured activities only.", "",
-             "| fault | level | sharing | " + " | ".join(names) + " | " + " | ".join(f"{n} factor" for n in names) + " |",
+             "| fault | level | sharing | " + " | ".join(names) + " | "
+             + " | ".join(f"{n} factor" for n in names) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in names * 2) + " |"]
     for row in result["faults"]:
         cells = [spread(errors_of(row, n), scale=100, suffix="%") + diverged_mark(row, n) if n in row["runs"] else "-"
@@ -359,7 +363,8 @@ def markdown(result: dict) -> str:
     if result.get("distillation"):
         lines += distillation_markdown(result["distillation"])
     if result.get("parts"):
-        lines += ["", "Merged from these runs:", ""] + [f"- `{part['command']}` ({part['date']}, seeds {part['seeds']}, "
+        lines += ["", "Merged from these runs:", ""] + [f"- `{part['command']}` ({part['date']}, "
+                                                        f"seeds {part['seeds']}, "
                                                         f"on {part['ran_on']})" for part in result["parts"]]
     return "\n".join(lines) + "\n"
 
@@ -441,7 +446,8 @@ FACTOR_NOTE = "error factors over each learner's fault-free error, mean (min-max
 CLAIMS = (
     Claim("Mortal hardware", "8 bits are enough for brain-like networks", "8-bit weights and activities",
           "Hinton 2022, sec. 8", "mortal_mnist", MNIST_COMMAND,
-          ours=lambda r: "; ".join(f"{name} {percent(eight_bits(r, name)[0])} at 8 bits vs {percent(eight_bits(r, name)[1])} "
+          ours=lambda r: "; ".join(f"{name} {percent(eight_bits(r, name)[0])} at 8 bits vs "
+                                   f"{percent(eight_bits(r, name)[1])} "
                                    "exact" for name in ("ff", "bp-oracle")) + f" ({len(r['seeds'])} seeds)",
           differs=lambda r: None if not any(eight_bits_cost(r, name) for name in ("ff", "bp-oracle")) else (
               "8 bits cost more than 0.3 points for " + ", ".join(
