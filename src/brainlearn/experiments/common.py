@@ -254,7 +254,7 @@ def run_seeds(name: str, data: Dataset, seeds: list[int], train_config: TrainCon
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, learners = [], {}
     for seed in seeds:
-        seed_config = TrainConfig(**{**asdict(train_config), "seed": seed})
+        seed_config = replace(train_config, seed=seed)
         run = {"seed": seed}
         for algorithm, config in configs.items():
             run_dir = out_dir / "runs" / f"{name}-{data.name}-{algorithm}-seed{seed}" if keep_runs else None

@@ -28,7 +28,7 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .. import distillation, hardware, plots, train
@@ -154,7 +154,7 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
     def fault_row(family, level, sharing, make):
         row = {"fault": family, "level": level, "sharing": sharing, "description": make(0, 1).describe(), "runs": {}}
         for name in ("ff", "bp-oracle") if family == "none" else FAULT_LEARNERS:
-            row["runs"][name] = [one_run(*FAULT_LEARNERS[name], hidden, data, seeded(config, seed),
+            row["runs"][name] = [one_run(*FAULT_LEARNERS[name], hidden, data, replace(config, seed=seed),
                                          make(seed, config.batch_size)) for seed in seeds]
         fields["faults"].append(row)
         done(f"{row['description']} ({sharing}): " + ", ".join(
@@ -163,7 +163,7 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
     def box_row(box_name, rate):
         row = {"box": box_name, "drift": rate, "runs": {}}
         for name, (algorithm, mode) in BOX_LEARNERS.items():
-            row["runs"][name] = [one_run(algorithm, "oracle", hidden, data, seeded(config, seed), Fault(),
+            row["runs"][name] = [one_run(algorithm, "oracle", hidden, data, replace(config, seed=seed), Fault(),
                                          BlackBox(hidden[0], seed=seed, mode=mode, drift=rate)) for seed in seeds]
         fields["boxes"].append(row)
         done(f"{box_name} box: " + ", ".join(f"{name} {percent(mean_error(row, name))}" for name in row["runs"]))
@@ -177,14 +177,9 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
             fault_row(*fault_spec)
     if not with_distillation:
         return done("no distillation (--no-distillation)")
-    distillation_config = TrainConfig(**{**asdict(seeded(config, seeds[0])), "eval_every": 0})
-    fields["distillation"] = distillation_runs(data, distillation_config,
-                                               labelled, shard_size)
+    fields["distillation"] = distillation_runs(data, replace(config, seed=seeds[0], eval_every=0), labelled,
+                                               shard_size)
     return done(f"distillation (seed {seeds[0]}): {fields['distillation']}")
-
-
-def seeded(config: TrainConfig, seed: int) -> TrainConfig:
-    return TrainConfig(**{**asdict(config), "seed": seed})
 
 
 def merge(parts: list[dict], out_dir: Path, command: str) -> dict:
@@ -242,8 +237,7 @@ def distillation_runs(data: Dataset, config: TrainConfig, labelled: int, shard_s
     teacher = make_learner("bp", data.n_features, data.n_classes, BackpropConfig(hidden=(1000, 1000)), config.seed)
     fit(teacher, data, config, progress=False)  # leaves the teacher on the run's device; the data goes there too
     device = next(teacher.parameters()).device
-    data = Dataset(data.name, *(t.to(device) for t in (data.x_train, data.y_train, data.x_test, data.y_test)),
-                   data.image_shape, data.n_classes)
+    data = data.to(device)
     student_hidden = (300,)
     few = TrainConfig(epochs=max(1, config.epochs * len(data.x_train) // labelled), batch_size=config.batch_size,
                       seed=config.seed)  # as many steps as the distilled student gets
@@ -275,13 +269,13 @@ def mean_error(row: dict, name: str) -> float:
     return statistics.mean(errors_of(row, name))
 
 
-def factors(result: dict, row: dict, name: str) -> list[float]:
+def factors(row: dict, name: str) -> list[float]:
     """Per seed: how many times the fault-free error of its own run (algorithm, seed, machine) it is."""
     return [run["error"] / run["fault_free_error"] for run in row["runs"][name]]
 
 
-def mean_factor(result: dict, row: dict, name: str) -> float:
-    return statistics.mean(factors(result, row, name))
+def mean_factor(row: dict, name: str) -> float:
+    return statistics.mean(factors(row, name))
 
 
 def spread(values: list[float], digits: int = 2, scale: float = 1.0, suffix: str = "") -> str:
@@ -315,7 +309,7 @@ def noise_pairs(result: dict) -> list[tuple[dict, dict]]:
 
 def box_factors(result: dict, name: str, box_name: str) -> list[float]:
     """Per seed: `name`'s error with the box over the fault-free error of its algorithm."""
-    return factors(result, box(result, box_name), name)
+    return factors(box(result, box_name), name)
 
 
 def markdown(result: dict) -> str:
@@ -333,7 +327,7 @@ def markdown(result: dict) -> str:
     for row in result["faults"]:
         cells = [spread(errors_of(row, n), scale=100, suffix="%") + diverged_mark(row, n) if n in row["runs"] else "-"
                  for n in names]
-        cells += [spread(factors(result, row, n)) if n in row["runs"] and row["fault"] != "none" else "-"
+        cells += [spread(factors(row, n)) if n in row["runs"] and row["fault"] != "none" else "-"
                   for n in names]
         lines.append(f"| {row['fault']} | {row['level']} | {row['sharing']} | " + " | ".join(cells) + " |")
     lines += ["", "Black box (tanh(R x), R random) before hidden layer 2, fixed or drifting (R moves by the stated "
@@ -386,7 +380,7 @@ def distillation_markdown(d: dict) -> list[str]:
 
 def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
     groups = {(f"{row['fault']} {row['level']:g} ({row['sharing']})" if row["sharing"] != "-" else row["description"]):
-              {name: factors(result, row, name) for name in row["runs"]} for row in result["faults"][1:]}
+              {name: factors(row, name) for name in row["runs"]} for row in result["faults"][1:]}
     groups |= {f"{row['box']} box": {name: box_factors(result, name, row["box"]) for name in row["runs"]}
                for row in result["boxes"]}
     if not groups:  # a run cut off after its fault-free row
@@ -418,16 +412,16 @@ def eight_bits_cost(result: dict, name: str) -> bool:
     return faulty > exact + 0.003
 
 
-def best_hardware_bp(result: dict, row: dict) -> float:
+def best_hardware_bp(row: dict) -> float:
     """The smaller mean degradation of backprop as hardware allows it (model-based or in-situ)."""
-    return min(mean_factor(result, row, name) for name in BP_AS_HARDWARE_ALLOWS)
+    return min(mean_factor(row, name) for name in BP_AS_HARDWARE_ALLOWS)
 
 
-def shared_helps_ff_more(result: dict, independent: dict, shared: dict) -> bool:
+def shared_helps_ff_more(independent: dict, shared: dict) -> bool:
     """Claim (b) for one noise: sharing lowers FF's degradation, and lowers it relative to hardware BP's."""
-    ratio = {sharing: mean_factor(result, row, "ff") / best_hardware_bp(result, row)
+    ratio = {sharing: mean_factor(row, "ff") / best_hardware_bp(row)
              for sharing, row in (("independent", independent), ("shared", shared))}
-    return (mean_factor(result, shared, "ff") < mean_factor(result, independent, "ff")
+    return (mean_factor(shared, "ff") < mean_factor(independent, "ff")
             and ratio["shared"] < ratio["independent"])
 
 
@@ -474,23 +468,23 @@ CLAIMS = (
           "passes hurts FF less than independent noise, relative to backprop as hardware allows it",
           "qualitative", "Hinton 2022, the talk", "mortal_mnist", MNIST_COMMAND,
           ours=lambda r: "; ".join(
-              f"{independent['description']}: FF x{mean_factor(r, independent, 'ff'):.2f} independent, "
-              f"x{mean_factor(r, shared, 'ff'):.2f} shared; best hardware BP "
-              f"x{best_hardware_bp(r, independent):.2f}, x{best_hardware_bp(r, shared):.2f}"
+              f"{independent['description']}: FF x{mean_factor(independent, 'ff'):.2f} independent, "
+              f"x{mean_factor(shared, 'ff'):.2f} shared; best hardware BP "
+              f"x{best_hardware_bp(independent):.2f}, x{best_hardware_bp(shared):.2f}"
               for independent, shared in noise_pairs(r)) + f" ({FACTOR_NOTE.split(', ')[0]}, {len(r['seeds'])} seeds)",
-          differs=lambda r: None if all(shared_helps_ff_more(r, *pair) for pair in noise_pairs(r)) else (
+          differs=lambda r: None if all(shared_helps_ff_more(*pair) for pair in noise_pairs(r)) else (
               "not for every noise: " + ", ".join(independent["description"] for independent, shared in noise_pairs(r)
-                                                   if not shared_helps_ff_more(r, independent, shared))),
+                                                   if not shared_helps_ff_more(independent, shared))),
           reproduced_when="for every noise, sharing lowers FF's factor, and its ratio to the best hardware BP's"),
     Claim("Mortal hardware", "FF degrades more gracefully than backprop on noisy, drifting analog hardware (backprop "
           "as hardware allows it: model-based or in-situ)", "qualitative", "Hinton 2022, sec. 8", "mortal_mnist",
           MNIST_COMMAND,
-          ours=lambda r: "; ".join(f"{row['description']}: FF x{mean_factor(r, row, 'ff'):.2f}, BP "
-                                   f"x{best_hardware_bp(r, row):.2f} (oracle x{mean_factor(r, row, 'bp-oracle'):.2f})"
+          ours=lambda r: "; ".join(f"{row['description']}: FF x{mean_factor(row, 'ff'):.2f}, BP "
+                                   f"x{best_hardware_bp(row):.2f} (oracle x{mean_factor(row, 'bp-oracle'):.2f})"
                                    for row in analog(r)),
-          differs=lambda r: None if all(mean_factor(r, row, "ff") <= best_hardware_bp(r, row) for row in analog(r))
+          differs=lambda r: None if all(mean_factor(row, "ff") <= best_hardware_bp(row) for row in analog(r))
           else "hardware BP's error grows less at: " + ", ".join(
-              row["description"] for row in analog(r) if mean_factor(r, row, "ff") > best_hardware_bp(r, row)),
+              row["description"] for row in analog(r) if mean_factor(row, "ff") > best_hardware_bp(row)),
           reproduced_when="for every noise, mismatch and drift, FF's mean factor is no larger than the better "
                           "hardware BP's"),
     Claim("Mortal hardware", "A teacher's knowledge reaches a student of another architecture through its "
