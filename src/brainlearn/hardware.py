@@ -353,4 +353,5 @@ def make_mortal(learner: nn.Module, fault: Fault = Fault(), box: BlackBox | None
                     module.box.drift()
 
         optimizer.register_step_post_hook(after_step)
+    learner.graph_safe = False  # its faults draw from their own generators and drift in Python after each step
     return learner

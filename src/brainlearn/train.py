@@ -44,6 +44,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, Learner
+from .cuda_graphs import StepRunner
 from .data import Dataset
 from .data.jitter import random_shifts, shift_images
 from .distributed import World, data_parallel
@@ -76,6 +77,9 @@ class TrainConfig:
                 "jitter: N=2 gives 25 positions); 0: off"})
     device: str = field(default="auto", metadata={
         "help": "where to train: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N"})
+    cuda_graphs: bool = field(default=True, metadata={
+        "help": "on CUDA, capture the training step once as a CUDA graph and replay it (learners that allow it; "
+                "see brainlearn.cuda_graphs); no effect on the CPU"})
     precision: str = field(default="fp32", metadata={
         "choices": ("fp32", "tf32"),
         "help": "float32 matmuls: fp32 (exact), or tf32 on CUDA (faster, 10-bit mantissa products)"})
@@ -103,8 +107,9 @@ class TrainConfig:
 
 
 # What a resumed run may change: more epochs extend it (recorded in the checkpoint's "resumed" list), and
-# it may continue on another device. Anything else would make the checkpoint's record differ from what ran.
-RESUMABLE_CHANGES = ("epochs", "device")
+# it may continue on another device, with or without CUDA graphs. Anything else would make the checkpoint's record
+# differ from what ran.
+RESUMABLE_CHANGES = ("epochs", "device", "cuda_graphs")
 
 
 def make_learner(algorithm: str, n_inputs: int, n_classes: int, config=None, seed: int = 0,
@@ -154,12 +159,16 @@ def matmul_precision(precision: str) -> None:
 
 def apply_lr_schedule(optimizers: list[torch.optim.Optimizer], schedule: str, progress: float) -> None:
     """Set every optimizer's learning rate for `progress` in [0, 1) of training: its initial one (kept
-    in the param group, hence in checkpoints) times the schedule's multiplier."""
+    in the param group, hence in checkpoints) times the schedule's multiplier. A learning rate held in a tensor
+    (a CUDA graph's optimizer) is filled in place."""
     scale = 1.0 if schedule == "constant" else min(1.0, 2.0 * (1.0 - progress))
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-            group["lr"] = group["initial_lr"] * scale
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(group["initial_lr"] * scale)
+            else:
+                group["lr"] = group["initial_lr"] * scale
 
 
 def minibatches(n: int, config: TrainConfig, epoch: int, world: World = World(),
@@ -340,6 +349,7 @@ def train_epochs(learner: Learner, data: Dataset, config: TrainConfig, history: 
     steps_per_epoch = math.ceil(math.ceil(n / world.size) / (config.batch_size // world.size))
     total_steps = config.epochs * steps_per_epoch
     show = progress and world.is_main
+    run_step = StepRunner(learner, config.cuda_graphs and world.size == 1, config.lr_schedule == "constant")
     for epoch in range(len(history), config.epochs):
         if world.size > 1:  # each process samples (negatives, Gibbs chains) its own way
             learner.generator.manual_seed((config.seed * 1_000_003 + epoch) * 65_537 + world.rank)
@@ -350,18 +360,16 @@ def train_epochs(learner: Learner, data: Dataset, config: TrainConfig, history: 
         start = time.perf_counter()
         bar = tqdm(minibatches(n, config, epoch, world, device), desc=f"{learner.name} epoch {epoch + 1}/{config.epochs}",
                    disable=not (show and sys.stderr.isatty()), leave=False, mininterval=PROGRESS_REFRESH_S)
-        sums: dict[str, torch.Tensor] = {}
+        sums = None  # the metrics summed over the epoch's steps, one after the other
         losses: list[torch.Tensor] = []  # the step losses since the last divergence check
         for step, idx in enumerate(bar):
             apply_lr_schedule(learner.optimizers, config.lr_schedule, (epoch * steps_per_epoch + step) / total_steps)
             x = data.x_train[idx]
             if config.jitter:
                 x = shift_images(x, data.image_shape, shifts[idx])
-            metrics = {key: torch.as_tensor(value, dtype=torch.float64, device=device)
-                       for key, value in learner.train_step(x, data.y_train[idx]).items()}
-            for key, value in metrics.items():
-                sums[key] = sums[key] + value if key in sums else value
-            losses.append(metrics["loss"])
+            metrics = run_step(x, data.y_train[idx])  # a float64 vector, in the order of run_step.names
+            sums = metrics if sums is None else sums + metrics
+            losses.append(metrics[run_step.names.index("loss")])
             if len(losses) == DIVERGENCE_CHECK_EVERY or step + 1 == len(bar):
                 if first_loss is None:
                     first_loss = abs(losses[0].item()) or 1.0
@@ -370,8 +378,8 @@ def train_epochs(learner: Learner, data: Dataset, config: TrainConfig, history: 
                 bar.set_postfix(loss=f"{losses[-1].item():.4f}", refresh=False)
                 losses = []
         seconds = time.perf_counter() - start
-        means = world.mean([(value / steps_per_epoch).item() for value in sums.values()])
-        row = {"epoch": epoch + 1, **dict(zip(sums, means)), "seconds": seconds, "samples_per_s": n / seconds}
+        means = world.mean((sums / steps_per_epoch).tolist())
+        row = {"epoch": epoch + 1, **dict(zip(run_step.names, means)), "seconds": seconds, "samples_per_s": n / seconds}
         last = epoch + 1 == config.epochs
         if last or (config.eval_every and (epoch + 1) % config.eval_every == 0):
             learner.eval()

@@ -37,6 +37,7 @@ class BackpropConfig:
 class Backprop(Learner):
     Config = BackpropConfig
     name = "bp"
+    graph_safe = True
 
     def __init__(self, n_inputs: int, n_classes: int, config: BackpropConfig | None = None, seed: int = 0):
         config = config or BackpropConfig()

@@ -11,6 +11,9 @@ is a dataclass (the CLI makes one flag per field). It provides
     optimizers                                  the torch optimizers it steps (checkpointed, lr-scheduled)
     generator                                   the torch.Generator for its own sampling, on its device
                                                 (checkpointed)
+    graph_safe                                  True when train_step keeps no Python state that changes from
+                                                step to step and draws random numbers from `generator` only:
+                                                then on CUDA the loop may capture it as a CUDA graph
     with data_parallel(): ...                   average its updates across torch.distributed processes
                                                 inside the block; a single-process learner again after it
 
@@ -27,12 +30,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..cuda_graphs import portable_optimizer_state
 from ..distributed import average_updates
 
 
 class Learner(nn.Module):
     Config: ClassVar[type]
     name: ClassVar[str]
+    graph_safe: ClassVar[bool] = False
 
     def __init__(self, n_inputs: int, n_classes: int, config, seed: int = 0):
         super().__init__()
@@ -75,10 +80,11 @@ class Learner(nn.Module):
                 hook.remove()
 
     def training_state(self) -> dict:
-        """Everything a resumed run needs to continue bit for bit."""
+        """Everything a resumed run needs to continue bit for bit, loadable on any device (even after CUDA graphs
+        made the optimizers capturable)."""
         return {
             "model": self.state_dict(),
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "optimizers": [portable_optimizer_state(opt.state_dict()) for opt in self.optimizers],
             "generator": self.generator.get_state(),
         }
 

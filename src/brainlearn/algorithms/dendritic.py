@@ -109,6 +109,7 @@ class State:
 class DendriticMicrocircuit(Learner):
     Config = DendriticConfig
     name = "dendritic"
+    graph_safe = True
 
     def __init__(self, n_inputs: int, n_classes: int, config: DendriticConfig | None = None, seed: int = 0):
         config = config or DendriticConfig()

@@ -64,6 +64,7 @@ class EquilibriumPropConfig:
 class EquilibriumProp(Learner):
     Config = EquilibriumPropConfig
     name = "eqprop"
+    graph_safe = True
 
     def __init__(self, n_inputs: int, n_classes: int, config: EquilibriumPropConfig | None = None, seed: int = 0):
         config = config or EquilibriumPropConfig()

@@ -203,6 +203,7 @@ class SoftmaxReadout:
 class ForwardForward(SoftmaxReadout, Learner):
     Config = ForwardForwardConfig
     name = "ff"
+    graph_safe = True
 
     def __init__(self, n_inputs: int, n_classes: int, config: ForwardForwardConfig | None = None, seed: int = 0):
         config = config or ForwardForwardConfig()

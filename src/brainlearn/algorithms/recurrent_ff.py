@@ -67,6 +67,7 @@ class RecurrentFFConfig:
 class RecurrentFF(SoftmaxReadout, Learner):
     Config = RecurrentFFConfig
     name = "rff"
+    graph_safe = True
 
     def __init__(self, n_inputs: int, n_classes: int, config: RecurrentFFConfig | None = None, seed: int = 0):
         config = config or RecurrentFFConfig()
