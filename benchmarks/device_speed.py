@@ -8,7 +8,9 @@ Each workload trains with `fit` (metrics kept on the device) for one pass over `
 images (all 60,000 by default; EP over a fifth of them, as its epoch is long), after a warm-up pass over
 2,000 images that is not timed. The seconds per 60,000-image epoch are the measured training seconds scaled
 by 60,000 / images; where a FLOP count is meaningful (FF, BP) the result also gives the fraction of the
-device's measured float32 matmul throughput reached. Writes benchmarks/results/device_speed_<device>.{json,md}.
+device's measured float32 matmul throughput reached. Writes benchmarks/results/device_speed_<device>.{json,md};
+on CUDA with `--cuda-graphs` (each step captured as a CUDA graph, the loop's default) device_speed_cuda-graphs.*,
+without graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option).
 """
 
 import argparse
@@ -43,6 +45,8 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--data-dir", type=Path)
 parser.add_argument("--device", default="auto")
 parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32")
+parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+                    help="capture each training step as a CUDA graph (default: %(default)s)")
 parser.add_argument("--train-size", type=int, default=EPOCH)
 parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
 parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
@@ -51,7 +55,7 @@ args = parser.parse_args()
 
 def markdown(result: dict) -> str:
     lines = [f"Device: {result['device_name']}, measured float32 matmul {result['matmul_gflops'] / 1000:.1f} TFLOP/s; "
-             f"precision {result['precision']}.", "",
+             f"precision {result['precision']}; CUDA graphs {'on' if result['cuda_graphs'] else 'off'}.", "",
              "| workload | batch | images timed | s per 60,000-image epoch | TFLOP/s | of matmul |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in result["rows"]:
@@ -66,12 +70,14 @@ device = resolve_device(args.device)
 started = common.environment()
 gflops = common.matmul_gflops(device=device)
 device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+label = device.type if device.type != "cuda" else f"cuda-{'graphs' if args.cuda_graphs else 'eager'}"
 mnist = load_dataset("mnist", args.data_dir, download=False)
 rows = []
 for name in args.only:
     algorithm, config, batch, share, paper = WORKLOADS[name]
     size = max(batch, int(args.train_size * share) // batch * batch)
-    train_config = TrainConfig(epochs=1, batch_size=batch, eval_every=0, device=args.device, precision=args.precision)
+    train_config = TrainConfig(epochs=1, batch_size=batch, eval_every=0, device=args.device, precision=args.precision,
+                               cuda_graphs=args.cuda_graphs)
     small_test = dict(x_test=mnist.x_test[:1000], y_test=mnist.y_test[:1000])
     learner = make_learner(algorithm, mnist.n_features, mnist.n_classes, config, seed=0)
     fit(learner, replace(mnist, x_train=mnist.x_train[:2000], y_train=mnist.y_train[:2000], **small_test),
@@ -92,9 +98,9 @@ for name in args.only:
     rows.append(row)
     print(f"{name}: {seconds:.2f} s per epoch", flush=True)
     common.write_result(  # after every workload, so a run cut short keeps what it measured
-        "device_speed", device.type, " ".join(["python", "benchmarks/device_speed.py", *sys.argv[1:]]), started, [0],
-        {"epochs": 1, "device": str(device), "precision": args.precision},
-        {"device_name": device_name, "precision": args.precision, "matmul_gflops": gflops, "rows": rows},
+        "device_speed", label, " ".join(["python", "benchmarks/device_speed.py", *sys.argv[1:]]), started, [0],
+        {"epochs": 1, "device": str(device), "precision": args.precision, "cuda_graphs": args.cuda_graphs},
+        {"device_name": device_name, "precision": args.precision, "cuda_graphs": args.cuda_graphs, "matmul_gflops": gflops, "rows": rows},
         args.out_dir, markdown)
 
 

@@ -31,11 +31,13 @@ def test_on_the_cpu_the_runner_is_the_learners_own_step(digits):
 
 
 def test_a_graph_needs_a_schedule_its_optimizers_can_follow(digits):
-    """Adam takes its learning rate as a tensor and follows any schedule; SGD bakes it in: constant only."""
+    """Adam and SGD take their learning rate as a tensor and follow any schedule; another optimizer bakes it into
+    the graph, so only a constant schedule keeps its graph right."""
     ff = make_learner("ff", digits.n_features, digits.n_classes)
     eqprop = make_learner("eqprop", digits.n_features, digits.n_classes, GRAPH_SAFE["eqprop"])
-    assert schedule_safe(ff.optimizers, constant_lr=False) and schedule_safe(eqprop.optimizers, constant_lr=True)
-    assert not schedule_safe(eqprop.optimizers, constant_lr=False)
+    assert schedule_safe(ff.optimizers, constant_lr=False) and schedule_safe(eqprop.optimizers, constant_lr=False)
+    rmsprop = [torch.optim.RMSprop(ff.classifier.parameters())]
+    assert schedule_safe(rmsprop, constant_lr=True) and not schedule_safe(rmsprop, constant_lr=False)
 
 
 def test_mortal_learners_and_the_dbn_are_never_graphed(digits):
@@ -52,18 +54,19 @@ def test_the_schedule_fills_a_tensor_learning_rate_in_place(digits):
     lr = learner.optimizers[0].param_groups[0]["lr"]
     apply_lr_schedule(learner.optimizers, "cooldown", 0.75)
     group = learner.optimizers[0].param_groups[0]
-    assert group["lr"] is lr and float(lr) == pytest.approx(0.5 * group["initial_lr"]) and group["capturable"]
+    assert group["lr"] is lr and float(lr) == pytest.approx(0.5 * group["initial_lr"])
+    assert group["capturable"] and group["fused"]
 
 
 def test_a_capturable_optimizers_checkpoint_loads_into_an_eager_one(digits):
-    """training_state writes learning rates as numbers and Adam as not capturable, so a run saved from a graph
+    """training_state writes learning rates as numbers and Adam as neither fused nor capturable, so a run saved from a graph
     resumes on the CPU; the step counts and moments are kept."""
     x, y = digits.x_train[:50], digits.y_train[:50]
     learner = make_learner("ff", digits.n_features, digits.n_classes)
     learner.train_step(x, y)
     make_capturable(learner.optimizers, torch.device("cpu"))
     state = learner.training_state()
-    assert all(type(group["lr"]) is float and group["capturable"] is False
+    assert all(type(group["lr"]) is float and group["capturable"] is False and group["fused"] is None
                for opt in state["optimizers"] for group in opt["param_groups"])
     assert portable_optimizer_state(state["optimizers"][0])["state"] == state["optimizers"][0]["state"]
     resumed = make_learner("ff", digits.n_features, digits.n_classes)

@@ -12,14 +12,16 @@ how it is met here:
   changes from step to step: a learner says so with `graph_safe = True`;
 * random numbers from the learner's own generator only; it is registered with the graph, so every replay draws
   new numbers and the generator's state (checkpointed) advances as it does eagerly;
-* optimizers whose updates do not bake in the learning rate: Adam keeps its step count on the device
-  (`capturable`) and takes its learning rate as a device tensor, which the schedule fills between replays. SGD's
-  step reads its learning rate as a number, so a learner with SGD uses a graph only under a constant schedule.
+* optimizers whose updates do not bake in the learning rate: Adam and SGD switch to their fused implementations
+  (one kernel per step), Adam keeps its step count on the device (`capturable`), and both take the learning rate
+  as a device tensor, which the schedule fills between replays. Another optimizer keeps its learning rate as a
+  number, so its learner uses a graph only under a constant schedule.
 
 The first `WARMUP_STEPS` steps run eagerly on a side stream (lazily made optimizer state, cuBLAS workspaces),
 then one step is captured and every later step of that shape replays it. Checkpoints stay portable:
-`portable_optimizer_state` writes the learning rate as a number and Adam as not capturable, so a run saved from a
-graph resumes on the CPU or without graphs.
+`portable_optimizer_state` writes the learning rate as a number and the optimizer as neither fused nor capturable,
+so a run saved from a graph resumes on the CPU or without graphs. The fused updates round differently from the
+default (foreach) ones, so a run with graphs is not bit for bit the same run without them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .algorithms import Learner
 
 WARMUP_STEPS = 3  # eager steps before the capture
+TENSOR_LR = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)  # fused, they take a tensor learning rate
 
 
 def metric_vector(metrics: dict, device: torch.device) -> torch.Tensor:
@@ -41,29 +44,31 @@ def metric_vector(metrics: dict, device: torch.device) -> torch.Tensor:
 
 def schedule_safe(optimizers: list[torch.optim.Optimizer], constant_lr: bool) -> bool:
     """Whether a captured step stays right as the learning rates change: always under a constant schedule,
-    otherwise only if every optimizer can take its learning rate as a device tensor (Adam's `capturable`)."""
-    return constant_lr or all("capturable" in group for optimizer in optimizers for group in optimizer.param_groups)
+    otherwise only if every optimizer can take its learning rate as a device tensor."""
+    return constant_lr or all(isinstance(optimizer, TENSOR_LR) for optimizer in optimizers)
 
 
 def make_capturable(optimizers: list[torch.optim.Optimizer], device: torch.device) -> None:
-    """Adam (and its kin) capturable, with its step count and learning rate on `device`; other optimizers as they
-    are. The schedule's base learning rate is kept as a number (`initial_lr`)."""
+    """Adam and SGD fused, capturable and with their learning rates (and Adam's step counts) on `device`; other
+    optimizers as they are. The schedule's base learning rate is kept as a number (`initial_lr`)."""
     for optimizer in optimizers:
+        if not isinstance(optimizer, TENSOR_LR):
+            continue
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", float(group["lr"]))
+            group.update(fused=True, lr=torch.tensor(float(group["lr"]), device=device))
             if "capturable" in group:
                 group["capturable"] = True
-                group["lr"] = torch.tensor(float(group["lr"]), device=device)
         for state in optimizer.state.values():
             if "step" in state:
                 state["step"] = state["step"].to(device)
 
 
 def portable_optimizer_state(state: dict) -> dict:
-    """An optimizer's state dict as an eager optimizer on any device loads it: learning rates as numbers, Adam not
-    capturable (its step count then goes to the CPU when loaded)."""
-    groups = [{**group, "lr": float(group["lr"]), **({"capturable": False} if group.get("capturable") else {})}
-              for group in state["param_groups"]]
+    """An optimizer's state dict as an eager optimizer on any device loads it: learning rates as numbers, neither
+    fused nor capturable (Adam's step count then goes to the CPU when loaded)."""
+    groups = [{**group, "lr": float(group["lr"]), **({"fused": None} if "fused" in group else {}),
+               **({"capturable": False} if "capturable" in group else {})} for group in state["param_groups"]]
     return {**state, "param_groups": groups}
 
 
