@@ -38,11 +38,12 @@ bench: install
 	$(BIN)/brainlearn bench ff-sequence --data-dir ../shared/data
 	$(BIN)/brainlearn report
 
-# The papers' configurations on one GPU, ordered by value. Time per command from measured seconds per epoch
-# (benchmarks/results/device_speed_cuda.md, H200; ff_vs_bp_mnist-full.md and mortal_parts/, H100), training only:
-# FF + BP twin about 6 min; DBN about 7 min; mortal hardware about 17 min (3 seeds in one process; split them by
-# --seeds and --merge the parts to run them side by side); FF with jitter about 23 min; recurrent FF about 41 min;
-# EP's two-layer net about 3 h.
+# The papers' configurations on one GPU, ordered by value. Time per command, training only, from measured seconds
+# per epoch on an H100 with CUDA graphs (benchmarks/results/device_speed_cuda-graphs.md, ff_vs_bp_mnist-full.md)
+# or, where a learner runs eagerly, from eager runs (device_speed_cuda.md, H200; mortal_parts/, H100):
+# FF + BP twin 3.5 min (2 seeds, measured); DBN about 7 min (eager); mortal hardware about 17 min (eager; 3 seeds in
+# one process: split them by --seeds and --merge the parts to run them side by side); FF with jitter about 3 min
+# per seed; recurrent FF about 7 min per objective; EP's two-layer net about 26 min.
 bench-gpu: install
 	$(BIN)/brainlearn bench ff-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
 	$(BIN)/brainlearn bench dbn-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet

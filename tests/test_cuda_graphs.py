@@ -22,7 +22,7 @@ GRAPH_SAFE = {"bp": None, "ff": None, "rff": RecurrentFFConfig(hidden=(64, 64), 
 def test_on_the_cpu_the_runner_is_the_learners_own_step(digits):
     """No graph on the CPU: the runner's vector is train_step's metrics, in order, as float64."""
     learners = [make_learner("ff", digits.n_features, digits.n_classes, seed=3) for _ in range(2)]
-    runner = StepRunner(learners[0], graphs=True, constant_lr=True)
+    runner = StepRunner.for_learner(learners[0], graphs=True, constant_lr=True)
     x, y = digits.x_train[:50], digits.y_train[:50]
     values = runner(x, y)
     metrics = learners[1].train_step(x, y)
@@ -85,7 +85,7 @@ def graphed_and_eager_steps(algorithm, digits, steps=8):
     for graphs in (True, False):
         learner = make_learner(algorithm, digits.n_features, digits.n_classes, GRAPH_SAFE[algorithm], seed=1,
                                device="cuda")
-        runner = StepRunner(learner, graphs=graphs, constant_lr=True)
+        runner = StepRunner.for_learner(learner, graphs=graphs, constant_lr=True)
         if not graphs:
             make_capturable(learner.optimizers, learner.device)
         values = [runner(x[i * 50:(i + 1) * 50], y[i * 50:(i + 1) * 50]) for i in range(steps)]

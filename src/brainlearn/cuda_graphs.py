@@ -26,6 +26,7 @@ default (foreach) ones, so a run with graphs is not bit for bit the same run wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -73,33 +74,41 @@ def portable_optimizer_state(state: dict) -> dict:
 
 
 class StepRunner:
-    """`runner(x, y)` trains `learner` on one minibatch and returns its metrics as a float64 vector on the device
-    (names in `runner.names`). With `graphs`, on CUDA, for a `graph_safe` learner whose optimizers suit the
-    schedule (`schedule_safe`), the step is captured as a CUDA graph after `WARMUP_STEPS` eager ones."""
+    """`runner(x, y)` runs `step(x, y)` (one minibatch update returning a dict of 0-d metrics) and returns the
+    metrics as a float64 vector on `device` (names in `runner.names`). With `graphs`, on CUDA, when the
+    `optimizers` suit the schedule (`schedule_safe`), the step is captured as a CUDA graph after `WARMUP_STEPS`
+    eager ones; `generator`, if the step samples from one, is registered with the graph."""
 
-    def __init__(self, learner: "Learner", graphs: bool, constant_lr: bool):
-        self.learner, self.names = learner, None
-        self.graphed = (graphs and learner.device.type == "cuda" and learner.graph_safe
-                        and schedule_safe(learner.optimizers, constant_lr))
+    def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], dict], device: torch.device,
+                 optimizers: list[torch.optim.Optimizer], generator: torch.Generator | None = None,
+                 graphs: bool = True, constant_lr: bool = True):
+        self.step, self.device, self.generator, self.names = step, device, generator, None
+        self.graphed = graphs and device.type == "cuda" and schedule_safe(optimizers, constant_lr)
         self.graph, self.eager_steps = None, 0
         if self.graphed:
-            make_capturable(learner.optimizers, learner.device)
+            make_capturable(optimizers, device)
+
+    @classmethod
+    def for_learner(cls, learner: "Learner", graphs: bool, constant_lr: bool) -> "StepRunner":
+        """The runner of a learner's `train_step`; graphed only if the learner is `graph_safe`."""
+        return cls(learner.train_step, learner.device, learner.optimizers, learner.generator,
+                   graphs and learner.graph_safe, constant_lr)
 
     def eager(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        metrics = self.learner.train_step(x, y)
+        metrics = self.step(x, y)
         self.names = list(metrics)
-        return metric_vector(metrics, self.learner.device)
+        return metric_vector(metrics, self.device)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.graphed:
             return self.eager(x, y)
         if self.graph is None and self.eager_steps < WARMUP_STEPS:
             self.eager_steps += 1
-            side = torch.cuda.Stream(self.learner.device)
-            side.wait_stream(torch.cuda.current_stream(self.learner.device))
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 values = self.eager(x, y)
-            torch.cuda.current_stream(self.learner.device).wait_stream(side)
+            torch.cuda.current_stream(self.device).wait_stream(side)
             return values
         if self.graph is None:
             self.capture(x, y)
@@ -114,6 +123,7 @@ class StepRunner:
         """Record one step on inputs of the shape of `x`, `y` (recording runs nothing)."""
         self.x, self.y = torch.empty_like(x), torch.empty_like(y)
         self.graph = torch.cuda.CUDAGraph()
-        self.graph.register_generator_state(self.learner.generator)
+        if self.generator is not None:
+            self.graph.register_generator_state(self.generator)
         with torch.cuda.graph(self.graph):
             self.values = self.eager(self.x, self.y)

@@ -349,7 +349,7 @@ def train_epochs(learner: Learner, data: Dataset, config: TrainConfig, history: 
     steps_per_epoch = math.ceil(math.ceil(n / world.size) / (config.batch_size // world.size))
     total_steps = config.epochs * steps_per_epoch
     show = progress and world.is_main
-    run_step = StepRunner(learner, config.cuda_graphs and world.size == 1, config.lr_schedule == "constant")
+    run_step = StepRunner.for_learner(learner, config.cuda_graphs and world.size == 1, config.lr_schedule == "constant")
     for epoch in range(len(history), config.epochs):
         if world.size > 1:  # each process samples (negatives, Gibbs chains) its own way
             learner.generator.manual_seed((config.seed * 1_000_003 + epoch) * 65_537 + world.rank)
