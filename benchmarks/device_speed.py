@@ -8,7 +8,8 @@ Each workload trains with `fit` (metrics kept on the device) for one pass over `
 images (all 60,000 by default; EP over a fifth of them, as its epoch is long), after a warm-up pass over
 2,000 images that is not timed. The seconds per 60,000-image epoch are the measured training seconds scaled
 by 60,000 / images; where a FLOP count is meaningful (FF, BP) the result also gives the fraction of the
-device's measured float32 matmul throughput reached. Writes benchmarks/results/device_speed_<device>.{json,md};
+device's measured float32 matmul throughput reached. The wave RNN (the paper's 27 channels x 100 positions, batch 128)
+is timed in training steps per second on the adding task at each `--wave-lengths` T, after its graph's warm-up. Writes benchmarks/results/device_speed_<device>.{json,md};
 on CUDA with `--cuda-graphs` (each step captured as a CUDA graph, the loop's default) device_speed_cuda-graphs.*,
 without graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option).
 """
@@ -23,6 +24,7 @@ import torch
 
 from brainlearn.algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig,
                                    RecurrentFFConfig)
+from brainlearn import cuda_graphs, wave_rnn
 from brainlearn.data import load_dataset
 from brainlearn.experiments import common
 from brainlearn.experiments.ff_vs_bp import training_flops_per_sample
@@ -49,6 +51,9 @@ parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, defa
                     help="capture each training step as a CUDA graph (default: %(default)s)")
 parser.add_argument("--train-size", type=int, default=EPOCH)
 parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+parser.add_argument("--wave-lengths", type=int, nargs="*", default=[1000],
+                    help="adding-task lengths T for the wave RNN's steps per second (none: skip; default: %(default)s)")
+parser.add_argument("--wave-steps", type=int, default=10, help="timed wave-RNN steps (default: %(default)s)")
 parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
 args = parser.parse_args()
 
@@ -63,7 +68,20 @@ def markdown(result: dict) -> str:
         fraction = f"{100 * row['fraction_of_matmul']:.1f}%" if "fraction_of_matmul" in row else "-"
         lines.append(f"| {row['workload']} ({row['paper']}) | {row['batch_size']} | {row['images_timed']} | "
                      f"{row['seconds_per_epoch']:.2f} | {tflops} | {fraction} |")
+    if result.get("wave_rows"):
+        lines += ["", "| sequence workload | batch | steps timed | training steps/s |", "| --- | --- | --- | --- |"]
+        lines += [f"| {row['workload']} ({row['paper']}) | {row['batch_size']} | {row['steps_timed']} | "
+                  f"{row['steps_per_s']:.2f} |" for row in result["wave_rows"]]
     return "\n".join(lines) + "\n"
+
+
+def write() -> None:
+    """The result so far: written after every workload, so a run cut short keeps what it measured."""
+    common.write_result(
+        "device_speed", label, " ".join(["python", "benchmarks/device_speed.py", *sys.argv[1:]]), started, [0],
+        {"epochs": 1, "device": str(device), "precision": args.precision, "cuda_graphs": args.cuda_graphs},
+        {"device_name": device_name, "precision": args.precision, "cuda_graphs": args.cuda_graphs,
+         "matmul_gflops": gflops, "rows": rows, "wave_rows": wave_rows}, args.out_dir, markdown)
 
 
 device = resolve_device(args.device)
@@ -72,7 +90,7 @@ gflops = common.matmul_gflops(device=device)
 device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 label = device.type if device.type != "cuda" else f"cuda-{'graphs' if args.cuda_graphs else 'eager'}"
 mnist = load_dataset("mnist", args.data_dir, download=False)
-rows = []
+rows, wave_rows = [], []
 for name in args.only:
     algorithm, config, batch, share, paper = WORKLOADS[name]
     size = max(batch, int(args.train_size * share) // batch * batch)
@@ -97,10 +115,15 @@ for name in args.only:
         row["fraction_of_matmul"] = flops * EPOCH / seconds / 1e9 / gflops
     rows.append(row)
     print(f"{name}: {seconds:.2f} s per epoch", flush=True)
-    common.write_result(  # after every workload, so a run cut short keeps what it measured
-        "device_speed", label, " ".join(["python", "benchmarks/device_speed.py", *sys.argv[1:]]), started, [0],
-        {"epochs": 1, "device": str(device), "precision": args.precision, "cuda_graphs": args.cuda_graphs},
-        {"device_name": device_name, "precision": args.precision, "cuda_graphs": args.cuda_graphs, "matmul_gflops": gflops, "rows": rows},
-        args.out_dir, markdown)
-
-
+    write()
+for length in args.wave_lengths:
+    torch.manual_seed(0)
+    model = wave_rnn.WaveRNN(2, 27, 100, 1)
+    untimed = cuda_graphs.WARMUP_STEPS + 1 if args.cuda_graphs and device.type == "cuda" else 0
+    config = wave_rnn.SequenceTrainConfig(steps=untimed + args.wave_steps, batch_size=128, eval_every=10**9,
+                                          eval_size=1, device=args.device, cuda_graphs=args.cuda_graphs)
+    run = wave_rnn.train_on_task(model, "adding", length, config)
+    wave_rows.append({"workload": f"wrnn_T{length}", "paper": "Keller, Sejnowski & Welling 2023, adding task",
+                      "batch_size": 128, "steps_timed": args.wave_steps, "steps_per_s": run["steps_per_s"]})
+    print(f"wrnn T={length}: {run['steps_per_s']:.2f} training steps/s", flush=True)
+    write()

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -79,3 +80,35 @@ def test_wave_benchmark_writes_json_markdown_and_figures(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         main(["bench", "wave-rnn", "--lengths", "1"])
     assert bad.value.code == 2
+
+
+def test_a_non_finite_loss_stops_the_run_after_the_steps_before_it():
+    """An iRNN with a huge learning rate and no clipping blows up; the run reports the steps whose training loss
+    was finite, and an evaluation for each of them (evaluated every step), none after."""
+    torch.manual_seed(0)
+    config = SequenceTrainConfig(steps=60, batch_size=16, lr=1e3, grad_clip=0, eval_every=1, eval_size=20)
+    run = train_on_task(IdentityRNN(2, 20, 1), "adding", 40, config)
+    assert run["diverged"] and run["steps"] < 60 and len(run["history"]) == run["steps"]
+    assert all(math.isfinite(row["train_loss"]) for row in run["history"])
+
+
+def test_a_device_that_is_not_one_is_refused():
+    with pytest.raises(ValueError, match="device"):
+        SequenceTrainConfig(device="gpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_the_wave_rnn_trains_on_cuda_with_a_graph_as_without():
+    """The whole step (30 recurrent steps forward and backward) as one CUDA graph: the same history as eagerly,
+    within the rounding of the fused Adam."""
+    runs = []
+    for graphs in (True, False):
+        torch.manual_seed(0)
+        config = SequenceTrainConfig(steps=12, batch_size=16, eval_every=6, eval_size=50, device="cuda",
+                                     cuda_graphs=graphs)
+        runs.append(train_on_task(WaveRNN(2, 4, 20, 1), "adding", 30, config))
+    graphed, eager = runs
+    assert [row["step"] for row in graphed["history"]] == [6, 12] and not graphed["diverged"]
+    for a, b in zip(graphed["history"], eager["history"]):
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-3)

@@ -38,6 +38,12 @@ WARMUP_STEPS = 3  # eager steps before the capture
 TENSOR_LR = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)  # fused, they take a tensor learning rate
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (before reading a clock)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def metric_vector(metrics: dict, device: torch.device) -> torch.Tensor:
     """A step's metrics as one float64 vector on `device`, in the dict's order."""
     return torch.stack([torch.as_tensor(value, dtype=torch.float64, device=device) for value in metrics.values()])
@@ -85,6 +91,7 @@ class StepRunner:
         self.step, self.device, self.generator, self.names = step, device, generator, None
         self.graphed = graphs and device.type == "cuda" and schedule_safe(optimizers, constant_lr)
         self.graph, self.eager_steps = None, 0
+        self.steps_before_replay = WARMUP_STEPS + 1 if self.graphed else 0  # time a rate after these
         if self.graphed:
             make_capturable(optimizers, device)
 

@@ -25,7 +25,6 @@ Adam and gradient-norm clipping. Tasks:
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from .cuda_graphs import StepRunner, synchronize
+from .train import resolve_device
 
 
 def adding_batch(length: int, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,23 +150,37 @@ class SequenceTrainConfig:
     eval_every: int = field(default=50, metadata={"help": "steps between held-out evaluations"})
     eval_size: int = field(default=1000, metadata={"help": "held-out sequences"})
     seed: int = field(default=0, metadata={"help": "seed of the batches and the initial weights"})
+    device: str = field(default="auto", metadata={
+        "help": "where to train: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N"})
+    cuda_graphs: bool = field(default=True, metadata={
+        "help": "on CUDA, capture the training step (T recurrent steps, forward and backward) as a CUDA graph"})
 
     def __post_init__(self):
         if min(self.steps, self.batch_size, self.eval_every, self.eval_size) < 1 or self.lr <= 0:
             raise ValueError("steps, batch_size, eval_every and eval_size must be >= 1, lr > 0")
         if self.grad_clip < 0:
             raise ValueError("grad_clip must be >= 0 (0: no clipping)")
+        try:
+            torch.device(self.device if self.device != "auto" else "cpu")
+        except RuntimeError as error:
+            raise ValueError(f"device: {error}") from None
 
 
-def task_loss(model: RecurrentNet, task: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(loss, metric): adding -> (MSE, MSE); copy -> (cross-entropy over all steps, accuracy on the copy)."""
+def task_loss(model: RecurrentNet, task: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, the model's output): adding -> MSE of the sum; copy -> cross-entropy over all steps."""
     if task == "adding":
-        loss = F.mse_loss(model(x), y)
-        return loss, loss.item()
+        output = model(x)
+        return F.mse_loss(output, y), output
     logits = model(x, every_step=True)
-    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten()), logits
+
+
+def task_metric(task: str, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor) -> float:
+    """adding: the MSE; copy: the accuracy on the copied symbols (read back from the device)."""
+    if task == "adding":
+        return loss.item()
     copied = y > 0
-    return loss, (logits.argmax(-1)[copied] == y[copied]).float().mean().item()
+    return (output.argmax(-1)[copied] == y[copied]).float().mean().item()
 
 
 def make_batch(task: str, length: int, batch: int, generator: torch.Generator):
@@ -179,45 +195,68 @@ def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceT
                   solved=None, desc: str | None = None) -> dict:
     """Adam with gradient-norm clipping on fresh batches; a fixed held-out batch every `eval_every` steps.
 
-    `solved(test_loss, test_metric)` says when the task counts as solved; the step of the first such
-    evaluation is reported. A non-finite loss stops the run, reported as diverged. `desc` shows a
-    progress bar.
+    The model moves to `config.device`. Batches are drawn on the CPU from the seed (the same on every device)
+    and copied there; on CUDA the whole step, T recurrent steps forward and backward, is one CUDA graph
+    (`cuda_graphs`, see `cuda_graphs.StepRunner`). `solved(test_loss, test_metric)` says when the task counts as
+    solved; the step of the first such evaluation is reported. A non-finite loss stops the run, reported as
+    diverged after the steps before it. The check reads the loss back, so it runs at every step on the CPU and
+    at every evaluation on a GPU (the steps in between are wasted; the history is the same). `steps_per_s` is
+    timed after the graph's warm-up and capture (`StepRunner.steps_before_replay`). `desc` shows a progress bar.
     """
+    device = resolve_device(config.device)
+    model.to(device)
     generator = torch.Generator().manual_seed(config.seed)
-    held_out = make_batch(task, length, config.eval_size, torch.Generator().manual_seed(10_000 + config.seed))
+    x_held, y_held = (part.to(device) for part in make_batch(task, length, config.eval_size,
+                                                              torch.Generator().manual_seed(10_000 + config.seed)))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history, solved_at, diverged, done = [], None, False, 0
-    bar = tqdm(total=config.steps, desc=desc, disable=desc is None, leave=False)
-    start = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        x, y = make_batch(task, length, config.batch_size, generator)
+
+    def train_step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         loss, _ = task_loss(model, task, x, y)
-        if not math.isfinite(loss.item()):
-            diverged = True
-            break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        done = step
-        bar.update()
-        if step % config.eval_every == 0 or step == config.steps:
+        return {"loss": loss.detach()}
+
+    run_step = StepRunner(train_step, device, [optimizer], graphs=config.cuda_graphs)
+    check_every = 1 if device.type == "cpu" else config.eval_every
+    history, solved_at, diverged, done, losses = [], None, False, 0, []
+    bar = tqdm(total=config.steps, desc=desc, disable=desc is None, leave=False)
+    start = timed_start = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        if step == run_step.steps_before_replay + 1:
+            synchronize(device)
+            timed_start = time.perf_counter()
+        x, y = make_batch(task, length, config.batch_size, generator)
+        losses.append(run_step(x.to(device), y.to(device))[0])
+        evaluate = step % config.eval_every == 0 or step == config.steps
+        if step % check_every == 0 or evaluate:
+            finite = torch.isfinite(torch.stack(losses)).tolist()
+            if not all(finite):
+                done, diverged = done + finite.index(False), True
+                break
+            done, train_loss, losses = step, losses[-1], []
+            bar.update(len(finite))
+        if evaluate:
             with torch.no_grad():
-                test_loss, metric = task_loss(model, task, *held_out)
-            history.append({"step": step, "train_loss": loss.item(), "test_loss": test_loss.item(),
+                test_loss, output = task_loss(model, task, x_held, y_held)
+                metric = task_metric(task, test_loss, output, y_held)
+            history.append({"step": step, "train_loss": train_loss.item(), "test_loss": test_loss.item(),
                             "test_metric": metric})
             bar.set_postfix(test_loss=f"{test_loss.item():.2e}")
             if solved_at is None and solved is not None and solved(test_loss.item(), metric):
                 solved_at = step
     bar.close()
-    seconds = time.perf_counter() - start
-    return {"history": history, "solved_at": solved_at, "diverged": diverged, "steps": done, "seconds": seconds,
-            "steps_per_s": done / seconds}
+    synchronize(device)
+    end = time.perf_counter()
+    timed_steps = done - run_step.steps_before_replay
+    return {"history": history, "solved_at": solved_at, "diverged": diverged, "steps": done, "seconds": end - start,
+            "steps_per_s": timed_steps / (end - timed_start) if timed_steps > 0 else float("nan")}
 
 
 @torch.no_grad()
 def ring_states(model: WaveRNN, x: torch.Tensor) -> torch.Tensor:
     """The hidden state of one sequence `x` (steps, 1, inputs) as (channels, steps, positions)."""
-    states = model.hidden_states(x)[:, 0]
+    states = model.hidden_states(x.to(model.kernel.device))[:, 0].cpu()
     return states.view(len(x), model.channels, model.positions).transpose(0, 1)

@@ -24,6 +24,7 @@ import torch
 import brainlearn
 
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
+from ..cuda_graphs import synchronize
 from ..algorithms import BackpropConfig
 from ..data import Dataset, load_dataset
 from ..runfolder import write_atomically
@@ -100,11 +101,6 @@ def matmul_gflops(size: int = 1024, repeats: int = 20, device: str | torch.devic
         a @ b
     synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def accelerator() -> dict:

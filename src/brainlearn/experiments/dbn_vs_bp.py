@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, DeepBeliefNetConfig, backprop, boltzmann
 from ..algorithms.base import error_rate
 from ..algorithms.boltzmann import ais_betas, ais_log_partition
@@ -194,7 +194,8 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="dbn-vs-bp", result="dbn_vs_bp",
     help="deep belief net vs backprop: test errors, speed, dreams, AIS log-likelihood", description=__doc__,
-    code=(boltzmann, backprop, train), add_arguments=add_arguments, run_from_args=run_from_args, markdown=markdown,
+    code=(boltzmann, backprop, train, cuda_graphs), add_arguments=add_arguments, run_from_args=run_from_args,
+    markdown=markdown,
     figures=figures,
     trained_net_figures=(("dbn_dreams_{dataset}.png", "Dreams: each row has one label clamped in the top RBM"),
                          ("rbm_receptive_fields_{dataset}.png", "First RBM: receptive fields of hidden units")),

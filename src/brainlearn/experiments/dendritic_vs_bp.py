@@ -19,7 +19,7 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, DendriticConfig, backprop, dendritic
 from ..data import Dataset
 from ..train import TrainConfig
@@ -125,5 +125,5 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="dendritic-vs-bp", result="dendritic_vs_bp",
     help="dendritic cortical microcircuits vs backprop: test error, speed, apical potentials, alignment",
-    description=__doc__, code=(dendritic, backprop, train), add_arguments=add_arguments,
+    description=__doc__, code=(dendritic, backprop, train, cuda_graphs), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown, figures=figures, claims=CLAIMS)

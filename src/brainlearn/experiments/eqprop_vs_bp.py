@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, EquilibriumPropConfig, backprop, eqprop
 from ..algorithms.base import error_rate, in_chunks
 from ..data import Dataset
@@ -264,7 +264,8 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="eqprop-vs-bp", result="eqprop_vs_bp",
     help="Equilibrium Propagation vs backprop: errors, relaxation cost, gradient check", description=__doc__,
-    code=(eqprop, backprop, train), add_arguments=add_arguments, run_from_args=run_from_args, markdown=markdown,
+    code=(eqprop, backprop, train, cuda_graphs), add_arguments=add_arguments, run_from_args=run_from_args,
+    markdown=markdown,
     figures=figures,
     trained_net_figures=(("eqprop_energy_{dataset}.png", "EP: mean energy over the free, then the nudged phase"),),
     readme_figure=("eqprop_vs_bp_mnist", "eqprop_energy_mnist.png",

@@ -23,7 +23,7 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import train
+from .. import cuda_graphs, train
 from ..algorithms import ForwardForwardConfig, forward_forward
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
 from ..data import Dataset
@@ -142,5 +142,5 @@ def markdown(result: dict) -> str:
 EXPERIMENT = Experiment(
     name="ff-ablation", result="ff_ablation",
     help="Forward-Forward: each element of the reference recipe added to today's default, or removed from the "
-         "full recipe", description=__doc__, code=(forward_forward, train), add_arguments=add_arguments,
+         "full recipe", description=__doc__, code=(forward_forward, train, cuda_graphs), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown)

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, ForwardForwardConfig, backprop, forward_forward
 from ..data import Dataset
 from ..train import TrainConfig
@@ -108,5 +108,5 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="ff-jitter", result="ff_jitter",
     help="FF and backprop with and without jitter (random shifts) on the same budget", description=__doc__,
-    code=(forward_forward, backprop, train), add_arguments=add_arguments, run_from_args=run_from_args,
+    code=(forward_forward, backprop, train, cuda_graphs), add_arguments=add_arguments, run_from_args=run_from_args,
     markdown=markdown, figures=figures, claims=CLAIMS)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, ForwardForwardConfig, backprop, forward_forward
 from ..algorithms.base import error_rate
 from ..data import Dataset
@@ -183,7 +183,7 @@ CLAIMS = (
 
 EXPERIMENT = Experiment(
     name="ff-vs-bp", result="ff_vs_bp", help="Forward-Forward vs backprop: test errors and speed",
-    description=__doc__, code=(forward_forward, backprop, train), add_arguments=add_arguments,
+    description=__doc__, code=(forward_forward, backprop, train, cuda_graphs), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown, figures=figures,
     trained_net_figures=(("ff_receptive_fields_{dataset}.png", "FF first-layer weights (receptive fields)"),),
     readme_figure=("ff_vs_bp_mnist", "ff_vs_bp_mnist_curves.png",

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import train
+from .. import cuda_graphs, train
 from ..algorithms import BackpropConfig, RecurrentFFConfig, backprop, forward_forward, local, recurrent_ff
 from ..arguments import add_data_arguments, add_output_arguments
 from ..data import Dataset, load_dataset
@@ -133,5 +133,5 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="local-vs-bp", result="local_vs_bp",
     help="CIFAR-10 with locally connected layers: recurrent FF vs BP, 2 and 3 hidden layers", description=__doc__,
-    code=(local, recurrent_ff, forward_forward, backprop, train), add_arguments=add_arguments,
+    code=(local, recurrent_ff, forward_forward, backprop, train, cuda_graphs), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown, claims=CLAIMS)

@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import distillation, hardware, plots, train
+from .. import cuda_graphs, distillation, hardware, plots, train
 from ..algorithms import BackpropConfig, ForwardForwardConfig, backprop, forward_forward
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
 from ..data import Dataset, load_dataset
@@ -515,7 +515,7 @@ EXPERIMENT = Experiment(
     name="mortal", result="mortal",
     help="FF vs BP on faulty hardware (black boxes, shared and independent noise, mismatch, drift, few bits); "
          "distillation", description=__doc__,
-    code=(forward_forward, backprop, train, hardware, distillation), add_arguments=add_arguments,
+    code=(forward_forward, backprop, train, cuda_graphs, hardware, distillation), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown, figures=figures,
     readme_figure=("mortal_mnist", "mortal_mnist.png",
                    "FF vs BP on faulty hardware: how many times its fault-free error each learner's error becomes"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import plots, train
+from .. import cuda_graphs, plots, train
 from ..algorithms import BackpropConfig, RecurrentFFConfig, backprop, forward_forward, recurrent_ff
 from ..data import Dataset
 from ..train import TrainConfig
@@ -156,7 +156,8 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="rff-vs-bp", result="rff_vs_bp",
     help="recurrent (GLOM-like) Forward-Forward, both objectives, vs backprop", description=__doc__,
-    code=(recurrent_ff, forward_forward, backprop, train), add_arguments=add_arguments, run_from_args=run_from_args,
+    code=(recurrent_ff, forward_forward, backprop, train, cuda_graphs), add_arguments=add_arguments,
+    run_from_args=run_from_args,
     markdown=markdown, figures=figures,
     readme_figure=("rff_vs_bp_mnist", "rff_goodness_mnist.png",
                    "Recurrent FF: goodness per layer and step, right vs wrong labels"),

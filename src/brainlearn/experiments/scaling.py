@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import distributed, pipeline, train
+from .. import cuda_graphs, distributed, pipeline, train
 from ..algorithms import backprop, forward_forward
 from ..arguments import add_data_arguments, add_output_arguments
 from ..data import load_dataset
@@ -137,5 +137,5 @@ CLAIMS = (
 EXPERIMENT = Experiment(
     name="scaling", result="scaling",
     help="FF and BP with 1 and 2 data-parallel processes; the FF layer pipeline vs sequential", description=__doc__,
-    code=(forward_forward, backprop, train, distributed, pipeline), add_arguments=add_arguments,
+    code=(forward_forward, backprop, train, cuda_graphs, distributed, pipeline), add_arguments=add_arguments,
     run_from_args=run_from_args, markdown=markdown, claims=CLAIMS)
