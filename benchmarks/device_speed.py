@@ -11,7 +11,8 @@ by 60,000 / images; where a FLOP count is meaningful (FF, BP) the result also gi
 device's measured float32 matmul throughput reached. The wave RNN (the paper's 27 channels x 100 positions, batch 128)
 is timed in training steps per second on the adding task at each `--wave-lengths` T, after its graph's warm-up. Writes benchmarks/results/device_speed_<device>.{json,md};
 on CUDA with `--cuda-graphs` (each step captured as a CUDA graph, the loop's default) device_speed_cuda-graphs.*,
-without graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option).
+without graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option);
+`--tag T` appends -T to the name.
 """
 
 import argparse
@@ -50,10 +51,12 @@ parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32")
 parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
                     help="capture each training step as a CUDA graph (default: %(default)s)")
 parser.add_argument("--train-size", type=int, default=EPOCH)
-parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS),
+                    help="these learner workloads (none: only the wave RNN; default: all)")
 parser.add_argument("--wave-lengths", type=int, nargs="*", default=[1000],
                     help="adding-task lengths T for the wave RNN's steps per second (none: skip; default: %(default)s)")
 parser.add_argument("--wave-steps", type=int, default=10, help="timed wave-RNN steps (default: %(default)s)")
+parser.add_argument("--tag", help="appended to the result's name: device_speed_<device>-<tag>.*")
 parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
 args = parser.parse_args()
 
@@ -89,6 +92,7 @@ started = common.environment()
 gflops = common.matmul_gflops(device=device)
 device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 label = device.type if device.type != "cuda" else f"cuda-{'graphs' if args.cuda_graphs else 'eager'}"
+label += f"-{args.tag}" if args.tag else ""
 mnist = load_dataset("mnist", args.data_dir, download=False)
 rows, wave_rows = [], []
 for name in args.only:
