@@ -200,8 +200,9 @@ def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceT
     (`cuda_graphs`, see `cuda_graphs.StepRunner`). `solved(test_loss, test_metric)` says when the task counts as
     solved; the step of the first such evaluation is reported. A non-finite loss stops the run, reported as
     diverged after the steps before it. The check reads the loss back, so it runs at every step on the CPU and
-    at every evaluation on a GPU (the steps in between are wasted; the history is the same). `steps_per_s` is
-    timed after the graph's warm-up and capture (`StepRunner.steps_before_replay`). `desc` shows a progress bar.
+    at every evaluation on a GPU (the steps in between are wasted; the history is the same). `steps_per_s` counts
+    every step run (a diverged run's too), timed after the graph's warm-up and capture
+    (`StepRunner.steps_before_replay`). `desc` shows a progress bar.
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -221,7 +222,7 @@ def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceT
 
     run_step = StepRunner(train_step, device, [optimizer], graphs=config.cuda_graphs)
     check_every = 1 if device.type == "cpu" else config.eval_every
-    history, solved_at, diverged, done, losses = [], None, False, 0, []
+    history, solved_at, diverged, done, ran, losses = [], None, False, 0, 0, []
     bar = tqdm(total=config.steps, desc=desc, disable=desc is None, leave=False)
     start = timed_start = time.perf_counter()
     for step in range(1, config.steps + 1):
@@ -230,6 +231,7 @@ def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceT
             timed_start = time.perf_counter()
         x, y = make_batch(task, length, config.batch_size, generator)
         losses.append(run_step(x.to(device), y.to(device))[0])
+        ran = step
         evaluate = step % config.eval_every == 0 or step == config.steps
         if step % check_every == 0 or evaluate:
             finite = torch.isfinite(torch.stack(losses)).tolist()
@@ -250,7 +252,7 @@ def train_on_task(model: RecurrentNet, task: str, length: int, config: SequenceT
     bar.close()
     synchronize(device)
     end = time.perf_counter()
-    timed_steps = done - run_step.steps_before_replay
+    timed_steps = ran - run_step.steps_before_replay
     return {"history": history, "solved_at": solved_at, "diverged": diverged, "steps": done, "seconds": end - start,
             "steps_per_s": timed_steps / (end - timed_start) if timed_steps > 0 else float("nan")}
 
