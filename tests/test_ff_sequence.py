@@ -98,14 +98,18 @@ def test_the_benchmark_writes_its_result(tmp_path):
         pytest.skip(f"no copy of the book at {source}")
     (shared / "botchan.txt").write_bytes(source.read_bytes())
     assert main(["bench", "ff-sequence", "--data-dir", str(tmp_path / "data"), "--no-download", "--hidden", "16",
-                 "--epochs", "1", "--test-strings", "5", "--out-dir", str(tmp_path), "--quiet"]) == 0
+                 "--epochs", "1", "--test-strings", "5", "--seeds", "0", "1", "--out-dir", str(tmp_path),
+                 "--quiet"]) == 0
     result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
     assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
                                    "frozen random hidden layers"}
     assert {"unigram", "bigram", "backprop twin", "bigram_bits"} <= set(result["baselines"])
-    last = result["runs"]["teacher forcing"]["history"][-1]
-    assert {"bits_goodness", "bits_softmax"} <= set(last) and last["bits_softmax"] > 0
-    assert "| FF, self-generated |" in (tmp_path / "ff_sequence_botchan.md").read_text()
+    assert result["seeds"] == [0, 1] and [one["seed"] for one in result["baselines"]["backprop twin"]["seeds"]] == [0, 1]
+    first, second = (one["history"][-1] for one in result["runs"]["teacher forcing"]["seeds"])
+    assert {"bits_goodness", "bits_softmax"} <= set(first) and first["bits_softmax"] > 0
+    assert first != second  # each seed its own run
+    table = (tmp_path / "ff_sequence_botchan.md").read_text()
+    assert "| FF, self-generated |" in table and "mean over seeds [0, 1]" in table
 
 
 def test_generation_is_reproducible_with_a_seed(book):
