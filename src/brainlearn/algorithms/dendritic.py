@@ -150,24 +150,29 @@ class DendriticMicrocircuit(Learner):
     def inter_attenuation(self) -> float:
         return self.config.g_d / (self.config.g_lk + self.config.g_d)
 
-    def feedforward(self, x: torch.Tensor) -> State:
-        """The net's state when every apical potential is zero: each soma at its basal prediction."""
-        u, rates = [], x
-        for k, w in enumerate(self.basal, start=1):
-            u.append(self.attenuation(k) * rates @ w.T)
-            rates = self.phi(u[-1])
+    def bottom_up(self, x: torch.Tensor) -> torch.Tensor:
+        """v_B,1 = W^PP_1 x, layer 1's basal potential: the net's largest product, the only one with the input. It
+        does not change while the net settles, so every pass of a presentation shares it."""
+        return x @ self.basal[0].T
+
+    def feedforward(self, x: torch.Tensor, bottom: torch.Tensor | None = None) -> State:
+        """The net's state when every apical potential is zero: each soma at its basal prediction (`bottom`: the
+        input's `bottom_up`, if already computed)."""
+        u = [self.attenuation(1) * (self.bottom_up(x) if bottom is None else bottom)]
+        for k, w in enumerate(self.basal[1:], start=2):
+            u.append(self.attenuation(k) * self.phi(u[-1]) @ w.T)
         u_i = [self.inter_attenuation() * self.phi(u[k]) @ w.T for k, w in enumerate(self.to_inter)]
         return State(u, u_i)
 
-    def drive(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> tuple[list, list]:
-        """Per compartment population: (sum_i g_i v_i, g_lk + sum_i g_i), the right-hand side of du/dt = A - G u;
-        records the dendritic potentials in `state`."""
+    def drive(self, bottom: torch.Tensor, state: State, target: torch.Tensor | None) -> tuple[list, list]:
+        """Per compartment population: (sum_i g_i v_i, g_lk + sum_i g_i), the right-hand side of du/dt = A - G u,
+        given the input's `bottom_up`; records the dendritic potentials in `state`."""
         c, last = self.config, len(state.u) - 1
-        rates = [x, *map(self.phi, state.u)]
-        state.basal = [rates[k] @ w.T for k, w in enumerate(self.basal)]
-        state.apical = [rates[k + 2] @ w_pb.T + self.phi(u_i) @ w_pi.T
+        rates = list(map(self.phi, state.u))  # r_1 .. r_N
+        state.basal = [bottom, *(rates[k] @ w.T for k, w in enumerate(self.basal[1:]))]
+        state.apical = [rates[k + 1] @ w_pb.T + self.phi(u_i) @ w_pi.T
                         for k, (w_pb, w_pi, u_i) in enumerate(zip(self.top_down, self.from_inter, state.u_i))]
-        state.inter = [rates[k + 1] @ w.T for k, w in enumerate(self.to_inter)]
+        state.inter = [rates[k] @ w.T for k, w in enumerate(self.to_inter)]
         pyramids = []
         for k, v_b in enumerate(state.basal):
             if k < last:
@@ -179,38 +184,42 @@ class DendriticMicrocircuit(Learner):
         inter = [(c.g_d * v_i + c.g_som * state.u[k + 1], c.g_lk + c.g_d + c.g_som) for k, v_i in enumerate(state.inter)]
         return pyramids, inter
 
-    def euler_step(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+    def euler_step(self, bottom: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
         """One Euler step of the dynamics du/dt = A - G u, every population at once."""
-        pyramids, inter = self.drive(x, state, target)
+        pyramids, inter = self.drive(bottom, state, target)
         dt = self.config.dt
         return State([u + dt * (a - g * u) for u, (a, g) in zip(state.u, pyramids)],
                      [u + dt * (a - g * u) for u, (a, g) in zip(state.u_i, inter)])
 
-    def top_down_sweep(self, x: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+    def top_down_sweep(self, bottom: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
         """The steady state to first order in the nudging: from the feedforward state, each population set to its
         fixed point u = A / G given the layers below as they are, from the output down (the output with its
         target, then each layer's interneurons and pyramids with the layer above already settled)."""
         u, u_i = list(state.u), list(state.u_i)
         for k in reversed(range(len(u))):
             if k < len(u_i):  # a hidden layer: its interneurons follow the layer above, then its apical input
-                pyramids, inter = self.drive(x, State(u, u_i), target)
+                pyramids, inter = self.drive(bottom, State(u, u_i), target)
                 u_i[k] = inter[k][0] / inter[k][1]
-            pyramids, _ = self.drive(x, State(u, u_i), target)
+            pyramids, _ = self.drive(bottom, State(u, u_i), target)
             u[k] = pyramids[k][0] / pyramids[k][1]
-        pyramids, _ = self.drive(x, State(u, u_i), target)  # the output again, on the hidden rates it now gets
+        pyramids, _ = self.drive(bottom, State(u, u_i), target)  # the output again, on the hidden rates it now gets
         u[-1] = pyramids[-1][0] / pyramids[-1][1]
         return State(u, u_i)
 
     def settle(self, x: torch.Tensor, target: torch.Tensor | None = None) -> State:
         """The state the dynamics reach with input x (and the target, if given), by `dynamics`; its dendritic
         potentials recorded."""
-        state = self.feedforward(x)
+        bottom = self.bottom_up(x)
+        return self.settle_from(bottom, self.feedforward(x, bottom), target)
+
+    def settle_from(self, bottom: torch.Tensor, state: State, target: torch.Tensor | None) -> State:
+        """`settle`, from the feedforward `state` of the input whose `bottom_up` is `bottom`."""
         if self.config.dynamics == "euler":
             for _ in range(self.config.steps):
-                state = self.euler_step(x, state, target)
+                state = self.euler_step(bottom, state, target)
         else:
-            state = self.top_down_sweep(x, state, target)
-        self.drive(x, state, target)
+            state = self.top_down_sweep(bottom, state, target)
+        self.drive(bottom, state, target)
         return state
 
     # ----- plasticity
@@ -243,15 +252,18 @@ class DendriticMicrocircuit(Learner):
     def step_towards(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Present x with the output nudged towards the potentials `target`, and let the synapses learn; returns
         the output the net gave before (its feedforward prediction)."""
-        prediction = self.feedforward(x).u[-1]
+        bottom = self.bottom_up(x)
+        state = self.feedforward(x, bottom)
+        prediction = state.u[-1]
         if self.config.dynamics == "euler":  # plasticity at every step, while the target nudges the output
-            state = self.feedforward(x)
-            for _ in range(self.config.steps):
-                state = self.euler_step(x, state, target)
-                self.drive(x, state, target)  # the dendritic potentials of the new state
+            for step in range(self.config.steps):
+                state = self.euler_step(bottom, state, target)
+                self.drive(bottom, state, target)  # the dendritic potentials of the new state
                 self.learn(x, state, self.config.dt)
+                if step + 1 < self.config.steps:
+                    bottom = self.bottom_up(x)  # the basal weights just changed
         else:
-            self.learn(x, self.settle(x, target))
+            self.learn(x, self.settle_from(bottom, state, target))
         return prediction
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
