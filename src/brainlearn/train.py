@@ -11,7 +11,8 @@ device tensors; the loop sums them there (in float64, so the figures equal a sum
 floats) and reads them once per epoch. Divergence is checked every `DIVERGENCE_CHECK_EVERY`
 steps and at the end of every epoch, before its checkpoint is written: a non-finite loss, or one
 `TrainConfig.max_loss_growth` times the run's first, stops the run naming the step where it
-happened and the last good checkpoint, which is kept.
+happened and the last good checkpoint, which is kept. Each step runs through `cuda_graphs.StepRunner`: on CUDA
+it is captured once as a CUDA graph and replayed, where the learner allows it (`graph_safe`).
 
 Checkpoints are plain tensors and containers written with `torch.save` to a temporary file
 and renamed into place; they are read with `torch.load(weights_only=True)`, which never
