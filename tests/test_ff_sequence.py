@@ -1,12 +1,14 @@
 import json
 
 import pytest
+import safetensors.torch
 import torch
 from conftest import SHARED_DATA
 
 from brainlearn.algorithms.ff_sequence import SequenceFF, SequenceFFConfig, train, windows_of
 from brainlearn.cli import main
-from brainlearn.data.text import Book, encode
+from brainlearn.data.text import ALPHABET, Book, encode
+from brainlearn.experiments.ff_sequence import generate_text, load_model, save_model
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 
@@ -99,7 +101,10 @@ def test_the_benchmark_writes_its_result(tmp_path):
     (shared / "botchan.txt").write_bytes(source.read_bytes())
     assert main(["bench", "ff-sequence", "--data-dir", str(tmp_path / "data"), "--no-download", "--hidden", "16",
                  "--epochs", "1", "--test-strings", "5", "--seeds", "0", "1", "--out-dir", str(tmp_path),
-                 "--quiet"]) == 0
+                 "--save-models", str(tmp_path / "models"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "self-generated.safetensors", "teacher-forcing-sleep-lr-3.safetensors", "teacher-forcing-sleep.safetensors",
+        "teacher-forcing.safetensors"]
     result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
     assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
                                    "frozen random hidden layers"}
@@ -129,3 +134,43 @@ def test_no_gradient_crosses_a_layer():
             net.learn(windows, negative)
     assert torch.equal(full.layers[0].weight, first_only.layers[0].weight)
     assert not torch.equal(full.layers[1].weight, first_only.layers[1].weight)
+
+
+def test_a_saved_net_writes_the_same_text_after_loading(book, tmp_path, capsys):
+    """save_model / load_model keep every weight and the config; generation is reproducible under a seed, lowercases
+    the prompt, and `brainlearn generate` prints exactly that text."""
+    net = model()
+    train(net, book.train, book.test, epochs=1)
+    path = tmp_path / "teacher forcing.safetensors"
+    save_model(net, path, book, "teacher forcing", 0)
+    loaded, alphabet = load_model(path)
+    assert alphabet == ALPHABET and loaded.config == net.config
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+    text = generate_text(net, ALPHABET, "the cat", 40, seed=3)
+    assert generate_text(loaded, alphabet, "The Cat", 40, seed=3) == text
+    assert len(text) == 47 and text.startswith("the cat") and set(text) <= set(ALPHABET)
+    assert main(["generate", str(path), "--prompt", "the cat", "--length", "40", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == text + "\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--prompt", "the cat?"], "outside the net's alphabet"), (["--prompt", "the"], "at least 4 symbols"),
+    (["--prompt", "the cat", "--temperature", "0"], "temperature"), (["--prompt", "the cat", "--length", "-1"], "length")])
+def test_generate_refuses_a_bad_prompt_or_setting_with_one_line(book, tmp_path, capsys, flags, message):
+    path = tmp_path / "net.safetensors"
+    save_model(model(), path, book, "teacher forcing", 0)
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", str(path), *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_generate_refuses_a_file_that_is_not_a_sequence_net(tmp_path, capsys):
+    other = tmp_path / "model.safetensors"
+    other.write_bytes(b"not a model")
+    assert main(["generate", str(other), "--prompt", "the cat sat"]) == 1
+    assert "not a readable safetensors file" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "missing.safetensors"), "--prompt", "the cat sat"]) == 1
+    foreign = tmp_path / "foreign.safetensors"
+    safetensors.torch.save_file({"weight": torch.zeros(2)}, foreign)
+    assert main(["generate", str(foreign), "--prompt", "the cat sat"]) == 1
+    assert "not an FF sequence net" in capsys.readouterr().err

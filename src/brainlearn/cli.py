@@ -1,4 +1,4 @@
-"""`brainlearn train | eval | bench | dream | probe | report`: every learner flag comes from a config dataclass field.
+"""`brainlearn train | eval | bench | dream | generate | probe | report`: every learner flag comes from a config dataclass field.
 
 Bad flags or values print a message and exit with code 2 (argparse's convention); a data
 problem, a file that cannot be read or written, a run folder in use, or a diverging run prints
@@ -23,6 +23,7 @@ from .arguments import (add_config_arguments, add_data_arguments, add_device_arg
                         device_or_usage_error)
 from .data import DataError, load_dataset
 from .experiments import EXPERIMENTS
+from .experiments.ff_sequence import generate_text, load_model
 from .distributed import DistributedError
 from .runfolder import CHECKPOINT, RunFolderError, check_usable, os_problem
 from .train import (DivergedError, TrainConfig, chance_warning, check_fits, check_resumable, config_from_dict, fit,
@@ -36,6 +37,8 @@ EPILOG = """examples:
   brainlearn bench ff-vs-bp --dataset digits
   brainlearn train dbn --dataset digits --epochs 40 --batch-size 20 --run-dir runs/dbn
   brainlearn dream runs/dbn/checkpoint.pt --label 2 --out dreams.png
+  brainlearn bench ff-sequence --data-dir DIR --save-models models
+  brainlearn generate models/teacher-forcing.safetensors --prompt "it was a fine day" --length 200
   brainlearn probe runs/eqprop/checkpoint.pt --layer layer1 --units 0 1 2 --out probes/eqprop
   brainlearn report
 """
@@ -82,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--out", type=Path, default=Path("dreams.png"), help="PNG grid to write (default: %(default)s)")
     add_device_argument(dream)
 
+    generate = commands.add_parser("generate", help="let an FF sequence net write text after a prompt",
+                                   description="Print the prompt and the text a net saved by `brainlearn bench "
+                                               "ff-sequence --save-models DIR` writes after it, one symbol at a "
+                                               "time, each sampled from softmax(G / T) over the candidates.")
+    generate.add_argument("model", type=Path, help="a .safetensors file written by --save-models")
+    generate.add_argument("--prompt", required=True, help="the text to continue (at least 9 symbols of the net's "
+                                                           "alphabet: a-z, space, comma, semicolon, full stop)")
+    generate.add_argument("--length", type=int, default=200, help="symbols to write (default: %(default)s)")
+    generate.add_argument("--temperature", type=float, help="T of softmax(G / T) (default: the net's own)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the sampling (default: %(default)s)")
     probe_parser = commands.add_parser("probe", help="record units of a trained net: activities and tuning curves",
                                        description=probe.__doc__,
                                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,6 +261,14 @@ def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     print(f"wrote {args.out}: {args.count} dreams for each of labels {labels}")
 
 
+def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    model, alphabet = load_model(args.model)
+    try:
+        print(generate_text(model, alphabet, args.prompt, args.length, args.seed, args.temperature))
+    except ValueError as error:
+        parser.error(str(error))
+
+
 def run_probe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.count < 1:
         parser.error("--count must be >= 1")
@@ -275,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{method}: {100 * error:.2f}% ({data.name} test set, {len(data.y_test)} images)")
         elif args.command == "dream":
             run_dream(args, parser)
+        elif args.command == "generate":
+            run_generate(args, parser)
         elif args.command == "probe":
             run_probe(args, parser)
         elif args.command == "report":

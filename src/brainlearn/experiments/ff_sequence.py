@@ -4,6 +4,8 @@ block, beside the baselines: unigram and bigram frequencies, the same net with i
 (only the softmax learns) and a backprop twin (the same MLP trained to predict the next character).
 
     brainlearn bench ff-sequence --data-dir DIR            # Botchan, 300-500-500, 20 epochs, seeds 0 and 1
+    brainlearn bench ff-sequence --data-dir DIR --save-models models     # also each FF variant's first-seed net
+    brainlearn generate models/teacher-forcing.safetensors --prompt "it was a fine day" --length 200
 
 The data: `data.text.load_book`, 248 training strings of 100 symbols and 248 held-out strings after them. Error is
 the next-character error over every window of the held-out strings (the first 9 characters given). Every learner
@@ -13,11 +15,15 @@ runs once per seed; tables, curves and claims give the mean over seeds (the JSON
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import statistics
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import safetensors
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +33,8 @@ from ..algorithms.ff_sequence import SequenceFF, SequenceFFConfig, windows_of
 from ..arguments import add_output_arguments
 from ..data import resolve_data_dir, text
 from ..data.text import Book, load_book
+from ..runfolder import write_atomically
+from ..train import CheckpointError
 from .common import Claim, Experiment, environment, percent
 
 # (name, config changes): the variants of FF, all from the same seed
@@ -43,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="(default: %(default)s)")
     parser.add_argument("--test-strings", type=int, default=248, help="held-out strings (default: %(default)s)")
+    parser.add_argument("--save-models", type=Path, metavar="DIR",
+                        help="also write each FF variant's net of the first seed to DIR/<variant>.safetensors (e.g. "
+                             "teacher-forcing.safetensors), for `brainlearn generate`")
     add_output_arguments(parser, "do not print each epoch")
 
 
@@ -55,7 +66,8 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
         parser.error(str(error))
     book = load_book(resolve_data_dir(args.data_dir) / "text", download=not args.no_download,
                      test_strings=args.test_strings)
-    return run(book, config, args.epochs, args.seeds, args.out_dir, command, progress=not args.quiet)
+    return run(book, config, args.epochs, args.seeds, args.out_dir, command, progress=not args.quiet,
+               models_dir=args.save_models)
 
 
 def frequency_errors(book: Book, context: int) -> dict[str, float]:
@@ -101,8 +113,9 @@ def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) 
 
 
 def run(book: Book, config: SequenceFFConfig, epochs: int, seeds: list[int], out_dir: Path, command: str,
-        progress: bool = True) -> dict:
-    """Every FF variant, the frozen net and the BP twin once per seed; the frequency baselines once."""
+        progress: bool = True, models_dir: Path | None = None) -> dict:
+    """Every FF variant, the frozen net and the BP twin once per seed; the frequency baselines once. With
+    `models_dir`, each variant's net of the first seed is saved there (`save_model`)."""
     started = environment()
 
     def say(name):
@@ -118,6 +131,8 @@ def run(book: Book, config: SequenceFFConfig, epochs: int, seeds: list[int], out
             runs[name]["seeds"].append({
                 "seed": seed, "history": history, "seconds_per_epoch": (time.perf_counter() - start) / epochs,
                 "sample": book.decode(model.generate(book.test[:1, :config.context], 100)[0])})
+            if models_dir is not None and seed == seeds[0]:
+                save_model(model, models_dir / f"{file_name(name)}.safetensors", book, name, seed)
         frozen = SequenceFF(len(book.alphabet), config, seed, learn_hidden=False)
         runs["frozen random hidden layers"]["seeds"].append({"seed": seed, "history": ff_sequence.train(
             frozen, book.train, book.test, epochs, on_epoch=say(f"frozen, seed {seed}"))})
@@ -127,6 +142,67 @@ def run(book: Book, config: SequenceFFConfig, epochs: int, seeds: list[int], out
               "baselines": {**frequency_errors(book, config.context), "backprop twin": {"seeds": twin}}}
     return EXPERIMENT.write(book.name, command, started, seeds, {"epochs": epochs, "batch_size": 100}, fields,
                             out_dir)
+
+
+MODEL_FORMAT = "brainlearn-sequence-ff-1"
+
+
+def file_name(variant: str) -> str:
+    """'teacher forcing, sleep, lr / 3' -> 'teacher-forcing-sleep-lr-3'."""
+    return re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+
+
+def save_model(model: SequenceFF, path: Path, book: Book, variant: str, seed: int) -> None:
+    """A trained FF sequence net as safetensors (written atomically), with what `load_model` needs as metadata:
+    its config, alphabet and where it came from."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    metadata = {"format": MODEL_FORMAT, "config": json.dumps(asdict(model.config)), "alphabet": book.alphabet,
+                "book": book.name, "variant": variant, "seed": str(seed)}
+    write_atomically(path, lambda f: f.write(safetensors.torch.save(tensors, metadata)))
+
+
+def load_model(path: Path) -> tuple[SequenceFF, str]:
+    """(net, its alphabet) from a file `save_model` wrote; any other file is refused with one line."""
+    try:
+        with safetensors.safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
+    if metadata.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path} is not an FF sequence net (write one with `brainlearn bench ff-sequence "
+                              "--save-models DIR`)")
+    config = SequenceFFConfig(**json.loads(metadata["config"]))
+    model = SequenceFF(len(metadata["alphabet"]), config)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: its tensors do not fit the net its metadata describes "
+                              f"({str(error).splitlines()[0]})") from None
+    return model, metadata["alphabet"]
+
+
+def generate_text(model: SequenceFF, alphabet: str, prompt: str, length: int, seed: int = 0,
+                  temperature: float | None = None) -> str:
+    """The prompt (lowercased) and `length` symbols the net writes after it, each sampled from softmax(G / T)
+    over the candidates given the symbols before it (T: `temperature`, else the net's own); reproducible under
+    `seed`."""
+    if temperature is not None:
+        model.config = replace(model.config, temperature=temperature)
+    if length < 0:
+        raise ValueError("the length must be >= 0")
+    prompt = prompt.lower()
+    outside = sorted(set(prompt) - set(alphabet))
+    if outside:
+        raise ValueError(f"the prompt has symbols outside the net's alphabet {alphabet!r}: {''.join(outside)!r}")
+    if len(prompt) < model.config.context - 1:
+        raise ValueError(f"the prompt needs at least {model.config.context - 1} symbols: the net reads that many "
+                         "to write the next")
+    model.generator.manual_seed(seed)
+    start = torch.tensor([[alphabet.index(symbol) for symbol in prompt]])
+    return "".join(alphabet[i] for i in model.generate(start, len(prompt) + length)[0].tolist())
 
 
 def final(run: dict, key: str) -> float:
