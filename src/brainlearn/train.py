@@ -239,24 +239,34 @@ def learner_from_file(path: str | os.PathLike, device: str | torch.device = "cpu
     if path.suffix != ".safetensors":
         checkpoint = load_checkpoint(path)
         return learner_from_checkpoint(checkpoint, device), checkpoint["dataset"]
-    try:
-        with safetensors.safe_open(path, framework="pt") as file:
-            metadata = file.metadata() or {}
-            tensors = {name: file.get_tensor(name) for name in file.keys()}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
+    tensors, metadata = read_safetensors(path)
     if metadata.get("algorithm") not in ALGORITHMS or "config" not in metadata:
         raise CheckpointError(f"{path} is not a model exported by brainlearn (its metadata names no known algorithm)")
     learner = make_learner(metadata["algorithm"], int(metadata["n_inputs"]), int(metadata["n_classes"]),
                            config_from_dict(metadata["algorithm"], json.loads(metadata["config"])), 0, device)
+    load_weights(learner, tensors, path)
+    return learner, metadata.get("dataset", "")
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file (nothing in it is executed); a damaged or foreign file is a
+    CheckpointError, a missing or unreadable one the OSError it raises."""
     try:
-        learner.load_state_dict(tensors)
+        with safetensors.safe_open(path, framework="pt") as file:
+            return {name: file.get_tensor(name) for name in file.keys()}, file.metadata() or {}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """`module`'s weights from `tensors` read from `path`; tensors that do not fit are a CheckpointError."""
+    try:
+        module.load_state_dict(tensors)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: its tensors do not fit the network its metadata describes "
                               f"({str(error).splitlines()[0]})") from None
-    return learner, metadata.get("dataset", "")
 
 
 def check_fits(learner: Learner, data: Dataset, source: str) -> None:

@@ -23,7 +23,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import safetensors
 import safetensors.torch
 import torch
 import torch.nn.functional as F
@@ -35,7 +34,7 @@ from ..arguments import add_output_arguments
 from ..data import resolve_data_dir, text
 from ..data.text import Book, load_book
 from ..runfolder import write_atomically
-from ..train import CheckpointError
+from ..train import CheckpointError, load_weights, read_safetensors
 from .common import Claim, Experiment, environment, percent
 
 # (name, config changes): the variants of FF, all from the same seed
@@ -170,24 +169,13 @@ def save_model(model: SequenceFF, path: Path, book: Book, variant: str, seed: in
 
 def load_model(path: Path) -> tuple[SequenceFF, str]:
     """(net, its alphabet) from a file `save_model` wrote; any other file is refused with one line."""
-    try:
-        with safetensors.safe_open(path, framework="pt") as file:
-            metadata = file.metadata() or {}
-            tensors = {name: file.get_tensor(name) for name in file.keys()}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
+    tensors, metadata = read_safetensors(path)
     if metadata.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path} is not an FF sequence net (write one with `brainlearn bench ff-sequence "
                               "--save-models DIR`)")
     config = SequenceFFConfig(**json.loads(metadata["config"]))
     model = SequenceFF(len(metadata["alphabet"]), config)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: its tensors do not fit the net its metadata describes "
-                              f"({str(error).splitlines()[0]})") from None
+    load_weights(model, tensors, path)
     return model, metadata["alphabet"]
 
 
