@@ -8,11 +8,12 @@ Each workload trains with `fit` (metrics kept on the device) for one pass over `
 images (all 60,000 by default; EP over a fifth of them, as its epoch is long), after a warm-up pass over
 2,000 images that is not timed. The seconds per 60,000-image epoch are the measured training seconds scaled
 by 60,000 / images; where a FLOP count is meaningful (FF, BP) the result also gives the fraction of the
-device's measured float32 matmul throughput reached. The wave RNN (the paper's 27 channels x 100 positions, batch 128)
-is timed in training steps per second on the adding task at each `--wave-lengths` T, after its graph's warm-up. Writes benchmarks/results/device_speed_<device>.{json,md};
-on CUDA with `--cuda-graphs` (each step captured as a CUDA graph, the loop's default) device_speed_cuda-graphs.*,
-without graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option);
-`--tag T` appends -T to the name.
+device's measured float32 matmul throughput reached. The wave RNN (the paper's 27 channels x 100 positions,
+batch 128) is timed in training steps per second on the adding task at each `--wave-lengths` T, after its graph's
+warm-up (`wave_vs_irnn.training_speed`). Writes benchmarks/results/device_speed_<device>.{json,md}; on CUDA
+with `--cuda-graphs` (each step captured as a CUDA graph, the loop's default) device_speed_cuda-graphs.*, without
+graphs device_speed_cuda-eager.* (device_speed_cuda.* are an earlier eager run, before the option); `--tag T`
+appends -T to the name.
 """
 
 import argparse
@@ -25,10 +26,11 @@ import torch
 
 from brainlearn.algorithms import (BackpropConfig, DeepBeliefNetConfig, EquilibriumPropConfig, ForwardForwardConfig,
                                    RecurrentFFConfig)
-from brainlearn import cuda_graphs, wave_rnn
+from brainlearn import wave_rnn
 from brainlearn.data import load_dataset
 from brainlearn.experiments import common
 from brainlearn.experiments.ff_vs_bp import training_flops_per_sample
+from brainlearn.experiments.wave_vs_irnn import training_speed
 from brainlearn.train import TrainConfig, fit, make_learner, resolve_device
 
 # name: (algorithm, config, batch size, share of the training set timed, paper)
@@ -122,12 +124,9 @@ for name in args.only:
     write()
 for length in args.wave_lengths:
     torch.manual_seed(0)
-    model = wave_rnn.WaveRNN(2, 27, 100, 1)
-    untimed = cuda_graphs.WARMUP_STEPS + 1 if args.cuda_graphs and device.type == "cuda" else 0
-    config = wave_rnn.SequenceTrainConfig(steps=untimed + args.wave_steps, batch_size=128, eval_every=10**9,
-                                          eval_size=1, device=args.device, cuda_graphs=args.cuda_graphs)
-    run = wave_rnn.train_on_task(model, "adding", length, config)
+    steps_per_s = training_speed(wave_rnn.WaveRNN(2, 27, 100, 1), length, wave_rnn.SequenceTrainConfig(
+        batch_size=128, device=args.device, cuda_graphs=args.cuda_graphs), args.wave_steps)
     wave_rows.append({"workload": f"wrnn_T{length}", "paper": "Keller, Sejnowski & Welling 2023, adding task",
-                      "batch_size": 128, "steps_timed": args.wave_steps, "steps_per_s": run["steps_per_s"]})
-    print(f"wrnn T={length}: {run['steps_per_s']:.2f} training steps/s", flush=True)
+                      "batch_size": 128, "steps_timed": args.wave_steps, "steps_per_s": steps_per_s})
+    print(f"wrnn T={length}: {steps_per_s:.2f} training steps/s", flush=True)
     write()

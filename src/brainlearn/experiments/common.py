@@ -302,8 +302,10 @@ def add_twin_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help:
 
 
 def dataset_preset(presets: dict, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    """The preset for --dataset (the paper's with --full, where the experiment has that flag); a data set
-    without one is a usage error."""
+    """The preset for --dataset (the paper's with --full, where the experiment has that flag); --full with another
+    data set than MNIST, or a data set without a preset, is a usage error."""
+    if getattr(args, "full", False) and args.dataset != "mnist":
+        parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
     key = "mnist-full" if getattr(args, "full", False) else args.dataset
     if key not in presets:
         parser.error(f"no preset for --dataset {args.dataset} here; choose one of "
@@ -313,8 +315,6 @@ def dataset_preset(presets: dict, args: argparse.Namespace, parser: argparse.Arg
 
 def chosen_preset(args: argparse.Namespace, parser: argparse.ArgumentParser, presets: dict) -> dict:
     """The preset for --dataset (the paper's with --full), with every flag the command line gives on top."""
-    if args.full and args.dataset != "mnist":
-        parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
     preset = dataset_preset(presets, args, parser)
     device_or_usage_error(args.device, parser)
     given = {flag: getattr(args, flag) for flag in ("epochs", "hidden", "batch_size", "lr", "bp_lr")

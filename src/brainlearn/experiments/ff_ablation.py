@@ -78,8 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    if args.full and args.dataset != "mnist":
-        parser.error("--full is the paper's MNIST configuration; use it with --dataset mnist")
     preset = dataset_preset(PRESETS, args, parser)
     device_or_usage_error(args.device, parser)
     hidden = tuple(args.hidden) if args.hidden is not None else preset["hidden"]

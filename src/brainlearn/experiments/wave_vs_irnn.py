@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -96,17 +96,12 @@ def run(lengths: list[int], copy_delay: int, config: wave_rnn.SequenceTrainConfi
             if name == "wrnn" and not row[name]["diverged"]:  # a diverged net's states are not finite
                 wrnn, wrnn_length = model, length
         adding.append(row)
-    copy_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": copy_steps})
+    copy_config = replace(config, steps=copy_steps)
     copy = {name: train(name, build(name, 10, 10), "copy", copy_delay, copy_config, lambda _, acc: acc >= 0.99)
             for name in builders}
     speed = {}
     for name in builders:
-        model = build(name, 2, 1)
-        on_gpu = config.cuda_graphs and resolve_device(config.device).type == "cuda"
-        untimed = cuda_graphs.WARMUP_STEPS + 1 if on_gpu else 0  # a graph's warm-up and capture, not timed
-        speed_config = wave_rnn.SequenceTrainConfig(**{**asdict(config), "steps": untimed + speed_steps,
-                                                       "eval_every": untimed + speed_steps + 1, "eval_size": 1})
-        speed[name] = wave_rnn.train_on_task(model, "adding", speed_length, speed_config)["steps_per_s"]
+        speed[name] = training_speed(build(name, 2, 1), speed_length, config, speed_steps)
     if wrnn is not None:  # the longest T whose wRNN did not diverge
         x, _ = wave_rnn.adding_batch(wrnn_length, 1, torch.Generator().manual_seed(config.seed))
         plots.wave_image(wave_rnn.ring_states(wrnn, x)[:3], EXPERIMENT.trained_net_figure(0, out_dir, "sequences"),
@@ -125,6 +120,16 @@ def solved_text(run: dict) -> str:
         return solved
     return f"{solved}, then diverged at step {run['steps'] + 1}" if run["solved_at"] else (
         f"diverged at step {run['steps'] + 1}")
+
+
+def training_speed(model: wave_rnn.RecurrentNet, length: int, config: wave_rnn.SequenceTrainConfig,
+                   steps: int) -> float:
+    """Training steps per second of `model` on the adding task of length T, timed over `steps` steps on
+    `config.device`, after a CUDA graph's warm-up and capture (run, not timed); no evaluation but at the end."""
+    on_gpu = config.cuda_graphs and resolve_device(config.device).type == "cuda"
+    untimed = cuda_graphs.WARMUP_STEPS + 1 if on_gpu else 0
+    timed = replace(config, steps=untimed + steps, eval_every=untimed + steps + 1, eval_size=1)
+    return wave_rnn.train_on_task(model, "adding", length, timed)["steps_per_s"]
 
 
 def markdown(result: dict) -> str:
