@@ -3,7 +3,8 @@ a 784-500-10 microcircuit learns MNIST to close to 2% test error, backprop about
 paper; its text is not reachable from here, so the exact figures are not checked).
 
     brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR          # 784-500-10, 30 epochs, 2 seeds: 5 min, 2 cores
-    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs: 20 min (the
+                                                                             # paper's epochs are not known here)
 
 Both nets train with the same hidden sizes, data, epochs and seeds in one process; the microcircuit with the
 steady-state dynamics (a feedforward pass and one top-down sweep per example, see `dendritic`). After every epoch
