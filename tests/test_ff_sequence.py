@@ -153,6 +153,15 @@ def test_a_saved_net_writes_the_same_text_after_loading(book, tmp_path, capsys):
     assert capsys.readouterr().out == text + "\n"
 
 
+def test_a_temperature_given_for_one_generation_leaves_the_nets_own():
+    net = model()
+    own = net.config
+    greedy = generate_text(net, ALPHABET, "the cat", 40, seed=3, temperature=1e-6)
+    assert net.config is own
+    assert generate_text(net, ALPHABET, "the cat", 40, seed=4, temperature=1e-6) == greedy  # the seed no longer matters
+    assert generate_text(net, ALPHABET, "the cat", 40, seed=4) != greedy  # the net's own T samples
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--prompt", "the cat?"], "outside the net's alphabet"), (["--prompt", "the"], "at least 4 symbols"),
     (["--prompt", "the cat", "--temperature", "0"], "temperature"), (["--prompt", "the cat", "--length", "-1"], "length")])
