@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from brainlearn.algorithms import RecurrentFF, RecurrentFFConfig
-from brainlearn.algorithms.forward_forward import layer_norm
+from brainlearn.algorithms.forward_forward import ff_loss, goodness, layer_norm, peer_loss
 from brainlearn.train import TrainConfig, fit, make_learner
 
 
@@ -17,7 +17,8 @@ def test_video_shapes_and_one_state_per_step():
     videos = list(net.video(x, net.one_hot(torch.tensor([0, 1, 2, 0, 1, 2, 0]), 7)))
     assert len(videos) == 6 and [s.shape for s in videos[-1]] == [(7, 5), (7, 4)]
     assert net.goodness_per_step(x, torch.zeros(7, dtype=torch.long)).shape == (6, 2, 7)
-    assert net.label_scores(x).shape == (7, 3) and net.predict(x).shape == (7,)
+    candidates = torch.tensor([[0, 2]]).expand(7, -1)
+    assert net.label_scores(x, candidates).shape == (7, 2) and net.predict(x).shape == (7,)
 
 
 @pytest.mark.parametrize("lateral", [False, True])
@@ -60,3 +61,59 @@ def test_bad_configs_are_refused():
         RecurrentFFConfig(damping=1.0)
     with pytest.raises(ValueError, match="objective"):
         RecurrentFFConfig(objective="medium")
+    with pytest.raises(ValueError, match="label_value"):
+        RecurrentFFConfig(label_value=5.0)
+
+
+def test_the_recipe_reaches_the_optimizers_and_the_initialisation():
+    net = tiny(optimizer="sgd", momentum=0.8, weight_decay=3e-4, classifier_weight_decay=3e-3, init="fan-out",
+               lateral=True)
+    assert all(isinstance(opt, torch.optim.SGD) for opt in net.optimizers)
+    groups = [opt.param_groups[0] for opt in net.optimizers]
+    assert [g["weight_decay"] for g in groups] == [3e-4, 3e-3] and {g["momentum"] for g in groups} == {0.8}
+    assert sum(p.numel() for p in groups[0]["params"]) == sum(
+        p.numel() for name, p in net.named_parameters() if not name.startswith("classifier"))
+    wide = RecurrentFF(784, 10, RecurrentFFConfig(hidden=(400, 300), init="fan-out"))
+    assert wide.up[0].weight.std().item() == pytest.approx(400 ** -0.5, rel=0.02)
+    assert wide.down[0].weight.std().item() == pytest.approx(400 ** -0.5, rel=0.05)
+    assert not wide.up[0].bias.any()
+
+
+def test_peer_normalisation_adds_its_term_at_every_step_and_updates_the_running_mean():
+    net, batch = tiny(peer_normalization=0.03, peer_momentum=0.9), 3
+    state = torch.rand(2 * batch, 4)
+    running = torch.rand(4)
+    net.running_mean2.copy_(running)
+    expected_peer, expected_mean = peer_loss(running, state[:batch], 0.9)
+    g = goodness(state)
+    loss = net.layer_loss(1, state, batch)
+    assert torch.allclose(loss, ff_loss(g[:batch], g[batch:], net.thetas[1]) + 0.03 * expected_peer)
+    assert torch.allclose(net.running_mean2, expected_mean)
+    assert "running_mean1" in net.state_dict() and "running_mean1" not in tiny().state_dict()
+
+
+def test_goodness_top_k_scores_only_the_softmax_shortlist(digits):
+    learner = make_learner("rff", digits.n_features, 10, RecurrentFFConfig(hidden=(32, 32), iterations=3,
+                                                                           test_window=(2, 3)), seed=0)
+    fit(learner, digits, TrainConfig(epochs=1, batch_size=50, eval_every=0), progress=False)
+    x = digits.x_test[:40]
+    top2 = learner.classifier(learner.features(x)).topk(2, 1).indices
+    learner.config.goodness_top_k = 1
+    assert torch.equal(learner.predict(x), top2[:, 0])  # one candidate: the softmax's choice
+    learner.config.goodness_top_k = 2
+    picked = learner.predict(x)
+    assert ((picked[:, None] == top2).any(1)).all()
+    scores = learner.label_scores(x, top2)
+    assert torch.equal(picked, top2.gather(1, scores.argmax(1, keepdim=True))[:, 0])
+
+
+def test_the_full_recipe_resumes_bit_for_bit(digits, tmp_path):
+    config = RecurrentFFConfig(hidden=(32, 32), iterations=3, test_window=(2, 3), optimizer="sgd",
+                               weight_decay=3e-4, peer_normalization=0.03, full_gradient_relu=True, init="fan-out")
+    train = TrainConfig(epochs=2, batch_size=50)
+    straight = fit(make_learner("rff", digits.n_features, 10, config), digits, train, progress=False)
+    fit(make_learner("rff", digits.n_features, 10, config), digits, TrainConfig(epochs=1, batch_size=50),
+        run_dir=tmp_path, progress=False)
+    resumed = fit(make_learner("rff", digits.n_features, 10, config), digits, train, run_dir=tmp_path, resume=True,
+                  progress=False)
+    assert [row["loss"] for row in resumed] == [row["loss"] for row in straight]

@@ -16,7 +16,17 @@ softmax on the activities of a video with the neutral label, as in the feed-forw
     "high": goodness above theta for positive data, below for negative (the feed-forward choice)
     "low":  the inverse, low activity on positive data, the predictive-coding-like choice of sec. 3.4
 Classification runs one video per candidate label and picks the label whose goodness, summed over the
-hidden layers and the steps of `test_window` (Hinton: 3 to 5), is highest ("high") or lowest ("low").
+hidden layers and the steps of `test_window` (Hinton: 3 to 5), is highest ("high") or lowest ("low");
+`goodness_top_k` shortlists the candidates from the softmax, as in the feed-forward FF.
+
+The reference codes' recipe (brainlearn issue 19; see forward_forward.py for each element and its source) applies
+here too, from the same config fields: `RecurrentFFConfig` extends `ForwardForwardConfig`, and the optimizers
+(Adam, or SGD with momentum; weight decay), the full-gradient ReLU of the damped update and the N(0, 1/fan_out)
+initialisation of every connection are the feed-forward FF's. Peer normalisation adds, for every layer at every
+step t, peer_normalization * mean_i (mean_k m_k - m_i)^2 to that step's loss, each step updating the running mean
+m <- mu m + (1 - mu) mean_batch(h_l(t)) over positive videos. The label is a layer of its own, layer-normalised
+before D_l reads it, so its value cannot matter: `label_value` must stay 1. Defaults keep this learner's own
+first recipe (Adam, torch's initialisation, no recipe element).
 """
 
 from __future__ import annotations
@@ -27,47 +37,51 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Learner, in_chunks, layer_sizes, one_hot
-from .forward_forward import NEUTRAL, SoftmaxReadout, ff_loss, goodness, layer_norm, wrong_labels
+from .base import Learner, in_chunks, one_hot
+from .forward_forward import (NEUTRAL, ForwardForward, ForwardForwardConfig, SoftmaxReadout, ff_loss, goodness,
+                              layer_norm, peer_loss, wrong_labels)
 from .local import connection, map_sizes
 
 
 @dataclass
-class RecurrentFFConfig:
-    hidden: tuple[int, ...] = field(default=(500, 500), metadata={"help": "hidden layer sizes"})
+class RecurrentFFConfig(ForwardForwardConfig):
+    """The feed-forward FF's fields (the recipe included) and the recurrence's."""
     iterations: int = field(default=8, metadata={"help": "time steps of each video"})
     damping: float = field(default=0.3, metadata={"help": "share of its old state a layer keeps at each step"})
     lateral: bool = field(default=False, metadata={"help": "add each layer's own previous state as an input"})
     objective: str = field(default="high", metadata={
         "choices": ("high", "low"), "help": "goodness high ('high') or low ('low') for positive data"})
-    negatives: str = field(default="hard", metadata={
-        "choices": ("hard", "random"), "help": "wrong labels for negative videos"})
-    threshold: float = field(default=1.0, metadata={"help": "goodness threshold per unit: theta = threshold * width"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the recurrent net"})
-    classifier_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the linear softmax"})
     test_window: tuple[int, ...] = field(default=(3, 5), metadata={
         "help": "first and last step (from 1) whose goodness is summed to classify"})
     local_field: int = field(default=0, metadata={
         "help": "0: dense connections; k: locally connected ones (bottom-up, top-down, lateral) with k x k "
                 "receptive fields, as in Hinton's CIFAR-10 nets (square images; hidden sizes: units per "
                 "location x pixels); the label's connections stay dense"})
+    init: str = field(default="torch", metadata={
+        "choices": ("torch", "fan-out"),
+        "help": "connection weights: torch's default, or N(0, 1/fan_out) with zero biases (loeweX)"})
 
     def __post_init__(self):
-        self.hidden, self.test_window = layer_sizes(self.hidden), tuple(self.test_window)
+        super().__post_init__()
+        self.test_window = tuple(self.test_window)
         if self.iterations < 1 or not 0 <= self.damping < 1:
             raise ValueError("need iterations >= 1 and 0 <= damping < 1")
         if len(self.test_window) != 2 or not 1 <= self.test_window[0] <= self.test_window[1] <= self.iterations:
             raise ValueError(f"test_window must be two steps FIRST LAST with 1 <= FIRST <= LAST <= {self.iterations}")
-        if self.objective not in ("high", "low") or self.negatives not in ("hard", "random"):
-            raise ValueError("objective must be 'high' or 'low', negatives 'hard' or 'random'")
-        if self.threshold <= 0 or self.lr <= 0 or self.classifier_lr <= 0 or self.local_field < 0:
-            raise ValueError("threshold and learning rates must be positive, local_field >= 0")
+        if self.objective not in ("high", "low"):
+            raise ValueError("objective must be 'high' or 'low'")
+        if self.label_value != 1.0:
+            raise ValueError("label_value must be 1: the label is a layer-normalised layer of its own, so its "
+                             "value has no effect")
 
 
 class RecurrentFF(SoftmaxReadout, Learner):
     Config = RecurrentFFConfig
     name = "rff"
     graph_safe = True
+    # The feed-forward FF's optimizers and ReLU, read from the same config fields.
+    make_optimizer = ForwardForward.make_optimizer
+    activation = ForwardForward.activation
 
     def __init__(self, n_inputs: int, n_classes: int, config: RecurrentFFConfig | None = None, seed: int = 0):
         config = config or RecurrentFFConfig()
@@ -80,10 +94,19 @@ class RecurrentFF(SoftmaxReadout, Learner):
         self.lateral = nn.ModuleList(connection(sizes[l], sizes[l], local, image, bias=False) for l in hidden) \
             if config.lateral else None
         self.thetas = [config.threshold * width for width in config.hidden]
+        net = nn.ModuleList(part for part in (self.up, self.down, self.lateral) if part is not None)
+        if config.init == "fan-out":
+            for linear in net.modules():
+                if type(linear) is nn.Linear:
+                    nn.init.normal_(linear.weight, 0.0, linear.out_features ** -0.5)
+                    if linear.bias is not None:
+                        nn.init.zeros_(linear.bias)
         self.classifier = nn.Linear(sum(config.hidden), n_classes)
-        net = [p for name, p in self.named_parameters() if not name.startswith("classifier")]
-        self.optimizers = [torch.optim.Adam(net, lr=config.lr),
-                           torch.optim.Adam(self.classifier.parameters(), lr=config.classifier_lr)]
+        self.optimizers = [self.make_optimizer(net, config.lr, config.weight_decay),
+                           self.make_optimizer(self.classifier, config.classifier_lr, config.classifier_weight_decay)]
+        if config.peer_normalization:  # its running mean activities, one per layer (checkpointed)
+            for l, width in enumerate(config.hidden):
+                self.register_buffer(f"running_mean{l + 1}", torch.zeros(width))
 
     def first_pass(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The states before step 1: one bottom-up pass."""
@@ -101,7 +124,7 @@ class RecurrentFF(SoftmaxReadout, Learner):
             drive = self.up[l](layers[l]) + self.down[l](layers[l + 2])
             if self.lateral is not None:
                 drive = drive + self.lateral[l](layers[l + 1])
-            new.append(self.config.damping * state.detach() + (1 - self.config.damping) * F.relu(drive))
+            new.append(self.config.damping * state.detach() + (1 - self.config.damping) * self.activation(drive))
         return new
 
     def video(self, x: torch.Tensor, label: torch.Tensor):
@@ -121,11 +144,19 @@ class RecurrentFF(SoftmaxReadout, Learner):
         *_, states = self.video(x, self.one_hot(None, len(x)))
         return torch.cat([layer_norm(s) for s in states], 1)
 
-    def layer_loss(self, g: torch.Tensor, theta: float, batch: int) -> torch.Tensor:
-        positive, negative = g[:batch], g[batch:]
+    def layer_loss(self, l: int, state: torch.Tensor, batch: int) -> torch.Tensor:
+        """Layer l's loss at one step from its state (positive videos: the first `batch` rows), plus peer
+        normalisation, which also updates the layer's running mean."""
+        g, theta = goodness(state), self.thetas[l]
         if self.config.objective == "high":
-            return ff_loss(positive, negative, theta)
-        return ff_loss(negative, positive, theta)  # positives below theta, negatives above
+            loss = ff_loss(g[:batch], g[batch:], theta)
+        else:
+            loss = ff_loss(g[batch:], g[:batch], theta)  # positives below theta, negatives above
+        if self.config.peer_normalization:
+            peer, mean = peer_loss(getattr(self, f"running_mean{l + 1}"), state[:batch], self.config.peer_momentum)
+            loss = loss + self.config.peer_normalization * peer
+            getattr(self, f"running_mean{l + 1}").copy_(mean)
+        return loss
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -137,7 +168,7 @@ class RecurrentFF(SoftmaxReadout, Learner):
         loss_per_layer = torch.zeros(len(self.thetas), device=x.device)
         total = 0.0
         for states in self.video(both, self.one_hot(torch.cat([y, y_neg]), 2 * batch)):
-            losses = torch.stack([self.layer_loss(goodness(s), theta, batch) for s, theta in zip(states, self.thetas)])
+            losses = torch.stack([self.layer_loss(l, state, batch) for l, state in enumerate(states)])
             total = total + losses.sum()
             loss_per_layer += losses.detach()
         net_optimizer = self.optimizers[0]
@@ -158,15 +189,24 @@ class RecurrentFF(SoftmaxReadout, Learner):
         return torch.stack([torch.stack([goodness(s) for s in states]) for _, states in video])
 
     @torch.no_grad()
-    def label_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """(rows, classes): goodness over the hidden layers and the test window, one video per candidate label."""
+    def label_scores(self, x: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Goodness over the hidden layers and the test window for each (row, candidate label), one video each:
+        shape of `candidates`."""
         first, last = self.config.test_window
-        candidates = torch.arange(self.n_classes, device=x.device).repeat(len(x))
-        g = self.goodness_per_step(x.repeat_interleave(self.n_classes, 0), candidates, steps=last)
-        return g[first - 1:].sum((0, 1)).view(len(x), self.n_classes)
+        rows, k = candidates.shape
+        g = self.goodness_per_step(x.repeat_interleave(k, 0), candidates.reshape(-1), steps=last)
+        return g[first - 1:].sum((0, 1)).view(rows, k)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        pick = torch.argmax if self.config.objective == "high" else torch.argmin
-        return in_chunks(lambda part: pick(self.label_scores(part), 1), x, chunk=200)
+        """The candidate whose video has the highest ('high') or lowest ('low') goodness."""
+        k, sign = self.config.goodness_top_k, 1 if self.config.objective == "high" else -1
 
+        def pick(part: torch.Tensor) -> torch.Tensor:
+            if 0 < k < self.n_classes:  # the softmax's k most probable labels
+                candidates = self.classifier(self.features(part)).topk(k, 1).indices
+            else:
+                candidates = torch.arange(self.n_classes, device=part.device).expand(len(part), -1)
+            return candidates.gather(1, (sign * self.label_scores(part, candidates)).argmax(1, keepdim=True))[:, 0]
+
+        return in_chunks(pick, x, chunk=200)
