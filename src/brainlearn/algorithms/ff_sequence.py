@@ -111,9 +111,11 @@ class SequenceFF(nn.Module):
         return sum(goodness(a) for a in self.activities(self.one_hot(windows))).view(batch, n)
 
     @torch.no_grad()
-    def sample_next(self, prefixes: torch.Tensor) -> torch.Tensor:
-        """A next character per prefix from softmax(G / T) over the candidates."""
-        probabilities = (self.candidate_goodness(prefixes) / self.config.temperature).softmax(1)
+    def sample_next(self, prefixes: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """A next character per prefix from softmax(G / T) over the candidates (T: `temperature`, else the
+        config's)."""
+        temperature = self.config.temperature if temperature is None else temperature
+        probabilities = (self.candidate_goodness(prefixes) / temperature).softmax(1)
         return torch.multinomial(probabilities, 1, generator=self.generator)[:, 0]
 
     @torch.no_grad()
@@ -122,11 +124,12 @@ class SequenceFF(nn.Module):
         return torch.cat([windows[:, :-1], self.sample_next(windows[:, :-1])[:, None]], 1)
 
     @torch.no_grad()
-    def generate(self, starts: torch.Tensor, length: int) -> torch.Tensor:
-        """Strings of `length` symbols, each beginning with its `context` real symbols, the rest sampled."""
+    def generate(self, starts: torch.Tensor, length: int, temperature: float | None = None) -> torch.Tensor:
+        """Strings of `length` symbols, each beginning with its `context` real symbols, the rest sampled (at
+        `temperature`, else the config's)."""
         strings = starts.clone()
         while strings.shape[1] < length:
-            next_symbols = self.sample_next(strings[:, -(self.config.context - 1):])
+            next_symbols = self.sample_next(strings[:, -(self.config.context - 1):], temperature)
             strings = torch.cat([strings, next_symbols[:, None]], 1)
         return strings
 

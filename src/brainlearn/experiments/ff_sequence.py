@@ -183,9 +183,11 @@ def generate_text(model: SequenceFF, alphabet: str, prompt: str, length: int, se
                   temperature: float | None = None) -> str:
     """The prompt (lowercased) and `length` symbols the net writes after it, each sampled from softmax(G / T)
     over the candidates given the symbols before it (T: `temperature`, else the net's own); reproducible under
-    `seed`. The net's own config is left as it was."""
+    `seed`."""
     if length < 0:
         raise ValueError("the length must be >= 0")
+    if temperature is not None and temperature <= 0:
+        raise ValueError("the temperature must be positive")
     prompt = prompt.lower()
     outside = sorted(set(prompt) - set(alphabet))
     if outside:
@@ -195,13 +197,7 @@ def generate_text(model: SequenceFF, alphabet: str, prompt: str, length: int, se
                          "to write the next")
     model.generator.manual_seed(seed)
     start = torch.tensor([[alphabet.index(symbol) for symbol in prompt]])
-    own_config = model.config
-    if temperature is not None:  # sample_next reads T from the config: swapped in for this call only
-        model.config = replace(own_config, temperature=temperature)
-    try:
-        return "".join(alphabet[i] for i in model.generate(start, len(prompt) + length)[0].tolist())
-    finally:
-        model.config = own_config
+    return "".join(alphabet[i] for i in model.generate(start, len(prompt) + length, temperature)[0].tolist())
 
 
 def final(run: dict, key: str) -> float:
