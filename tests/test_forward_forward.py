@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from brainlearn.algorithms import ForwardForward, ForwardForwardConfig
+from brainlearn.algorithms import ForwardForward, ForwardForwardConfig, RecurrentFFConfig
 from brainlearn.algorithms.forward_forward import (NEUTRAL, FullGradientReLU, embed_label, ff_loss, goodness, layer_norm,
                                                    peer_loss)
 from brainlearn.train import TrainConfig, fit, make_learner
@@ -196,13 +196,18 @@ def test_sgd_weight_decay_and_fan_out_init_reach_the_layers():
     assert not ff.layers[0].bias.any()
 
 
-def test_the_full_recipe_resumes_bit_for_bit(digits, tmp_path):
-    config = ForwardForwardConfig(hidden=(32, 32), optimizer="sgd", weight_decay=3e-4, peer_normalization=0.03,
-                                  full_gradient_relu=True, init="fan-out", label_value=5.0)
+FULL_RECIPE = dict(hidden=(32, 32), optimizer="sgd", weight_decay=3e-4, peer_normalization=0.03,
+                   full_gradient_relu=True, init="fan-out")
+
+
+@pytest.mark.parametrize("algorithm, config", [
+    ("ff", ForwardForwardConfig(**FULL_RECIPE, label_value=5.0)),
+    ("rff", RecurrentFFConfig(**FULL_RECIPE, iterations=3, test_window=(2, 3)))])
+def test_the_full_recipe_resumes_bit_for_bit(digits, tmp_path, algorithm, config):
     train = TrainConfig(epochs=2, batch_size=50)
-    straight = fit(make_learner("ff", digits.n_features, 10, config), digits, train, progress=False)
-    fit(make_learner("ff", digits.n_features, 10, config), digits, TrainConfig(epochs=1, batch_size=50),
+    straight = fit(make_learner(algorithm, digits.n_features, 10, config), digits, train, progress=False)
+    fit(make_learner(algorithm, digits.n_features, 10, config), digits, TrainConfig(epochs=1, batch_size=50),
         run_dir=tmp_path, progress=False)
-    resumed = fit(make_learner("ff", digits.n_features, 10, config), digits, train, run_dir=tmp_path, resume=True,
-                  progress=False)
+    resumed = fit(make_learner(algorithm, digits.n_features, 10, config), digits, train, run_dir=tmp_path,
+                  resume=True, progress=False)
     assert [row["loss"] for row in resumed] == [row["loss"] for row in straight]

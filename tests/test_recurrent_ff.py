@@ -106,14 +106,3 @@ def test_goodness_top_k_scores_only_the_softmax_shortlist(digits):
     scores = learner.label_scores(x, top2)
     assert torch.equal(picked, top2.gather(1, scores.argmax(1, keepdim=True))[:, 0])
 
-
-def test_the_full_recipe_resumes_bit_for_bit(digits, tmp_path):
-    config = RecurrentFFConfig(hidden=(32, 32), iterations=3, test_window=(2, 3), optimizer="sgd",
-                               weight_decay=3e-4, peer_normalization=0.03, full_gradient_relu=True, init="fan-out")
-    train = TrainConfig(epochs=2, batch_size=50)
-    straight = fit(make_learner("rff", digits.n_features, 10, config), digits, train, progress=False)
-    fit(make_learner("rff", digits.n_features, 10, config), digits, TrainConfig(epochs=1, batch_size=50),
-        run_dir=tmp_path, progress=False)
-    resumed = fit(make_learner("rff", digits.n_features, 10, config), digits, train, run_dir=tmp_path, resume=True,
-                  progress=False)
-    assert [row["loss"] for row in resumed] == [row["loss"] for row in straight]
