@@ -112,8 +112,9 @@ class RecurrentFF(SoftmaxReadout, Learner):
             for l, width in enumerate(config.hidden):
                 self.register_buffer(f"running_mean{l + 1}", torch.zeros(width))
 
+    @torch.no_grad()
     def first_pass(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The states before step 1: one bottom-up pass."""
+        """The states before step 1: one bottom-up pass (no gradient flows through it: step 1 detaches them)."""
         states, below = [], x
         for up in self.up:
             below = F.relu(up(layer_norm(below)))
