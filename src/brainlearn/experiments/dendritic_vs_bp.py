@@ -120,14 +120,15 @@ def gap(result: dict) -> str:
             f"aligned with backprop's gradient to a cosine of {alignment[-1][1]:.2f} at the end "
             f"({result['dendritic_config']['top_down']} top-down weights). The credit assignment is not most of the "
             "gap: given backprop's exact feedback and interneurons held in the self-predicting state, the same circuit "
-            "learned about as well (seed 0, 30 and 100 epochs: benchmarks/results/logs/dendritic_feedback_diagnostic"
-            ".log). Nor is the circuit's model: backprop with Adam on a net with its logistic rates and squared error "
-            "reached 1.99% against the twin's 1.74% (seed 0, 30 epochs). What is left is how that model is optimised: "
-            "with plain SGD at one rate backprop on it reached no better than 4.88% (rates 0.1 to 8), worse than the "
-            "circuit with its per-layer rates (2.64%), and Adam on the circuit's local updates did not help (3.12% "
-            "against 3.15% after 10 epochs; benchmarks/results/logs/dendritic_gap_factors.log). Smaller minibatches "
-            "did (batch 100 -> 20: 2.38% -> 2.14% after 100 epochs, seed 0), smaller still, momentum, weight decay and "
-            "other rates did not (benchmarks/results/logs/dendritic_batch_sweep.log)")
+            "learned about as well (seed 0, batch 100, 30 and 100 epochs: "
+            "benchmarks/results/logs/dendritic_feedback_diagnostic.log). Nor is the circuit's model: backprop with Adam "
+            "on a net with its logistic rates and squared error reached 1.99% against the twin's 1.74% (seed 0, 30 "
+            "epochs). What is left is how that model is optimised: with plain SGD at one rate backprop on it reached no "
+            "better than 4.88% (rates 0.1 to 8), worse than the circuit with its per-layer rates (2.64%), and Adam on "
+            "the circuit's local updates did not help (3.12% against 3.15% after 10 epochs; "
+            "benchmarks/results/logs/dendritic_gap_factors.log). Smaller minibatches helped (batch 100 -> 20: 2.38% -> "
+            f"2.14% after 100 epochs, seed 0; this run: {result['train_config']['batch_size']}); batch 10, momentum, "
+            "weight decay and other rates did not (benchmarks/results/logs/dendritic_batch_sweep.log)")
 
 CLAIMS = (
     Claim("Dendritic microcircuits", "A dendritic cortical microcircuit (784-500-10) learns MNIST with local "
