@@ -8,10 +8,9 @@ paper; its text is not reachable from here, so the exact figures are not checked
 
 Both nets train with the same hidden sizes, data, epochs, minibatches (20 on MNIST) and seeds in one process; the
 microcircuit with the steady-state dynamics (a feedforward pass and one top-down sweep per example, see
-`dendritic`). After every epoch
-it also records, on 500 test images, the apical potentials' RMS without a target (0 in the self-predicting state)
-and the cosine between each basal matrix's update and backprop's gradient (random top-down weights: a
-feedback-alignment-like angle, reported, not assumed).
+`dendritic`). After every epoch it also records, on 500 test images, the apical potentials' RMS without a target
+(0 in the self-predicting state) and the cosine between each basal matrix's update and backprop's gradient (random
+top-down weights: a feedback-alignment-like angle, reported, not assumed).
 """
 
 from __future__ import annotations
