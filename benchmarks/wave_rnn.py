@@ -3,7 +3,7 @@
     python benchmarks/wave_rnn.py            # T = 100, 200, 400 for 1000 steps each: 30 min on one thread
     python benchmarks/wave_rnn.py --full     # the paper's T up to 1000 and 60000 steps (about 54 h per wRNN run on one thread)
 
-Writes benchmarks/results/wave_vs_irnn_sequences.{json,md} and figures.
+Writes benchmarks/results/wave_vs_irnn_sequences.{json,md} and figures (`--full`: wave_vs_irnn_sequences-full.*).
 """
 
 import sys

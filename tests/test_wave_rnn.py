@@ -75,11 +75,27 @@ def test_wave_benchmark_writes_json_markdown_and_figures(tmp_path, capsys):
     assert row["length"] == 6 and len(row["irnn"]["history"]) == 2 and row["wrnn"]["parameters"] > 0
     assert set(result["copy"]) == {"irnn", "wrnn"} and result["steps_per_s"]["wrnn"] > 0 and result["speed_length"] == 12
     assert "| 6 |" in (tmp_path / "wave_vs_irnn_sequences.md").read_text()
-    assert (tmp_path / "wave_rnn_waves.png").stat().st_size > 1000
-    assert (tmp_path / "wave_vs_irnn_adding_T6.png").stat().st_size > 1000
+    assert (tmp_path / "wave_rnn_waves_sequences.png").stat().st_size > 1000
+    assert (tmp_path / "wave_vs_irnn_sequences_adding_T6.png").stat().st_size > 1000
     with pytest.raises(SystemExit) as bad:
         main(["bench", "wave-rnn", "--lengths", "1"])
     assert bad.value.code == 2
+
+
+def test_the_full_preset_trains_at_the_authors_rate_and_writes_beside_the_default(tmp_path):
+    """--full takes lr 1e-4 (at 1e-3 the 27-channel wRNN overflows at T = 1000) unless --lr says otherwise, and
+    writes wave_vs_irnn_sequences-full.*, leaving the default run's files alone."""
+    small = ["--lengths", "4", "--steps", "2", "--copy-delay", "2", "--copy-steps", "2", "--eval-every", "2",
+             "--eval-size", "8", "--batch-size", "4", "--channels", "2", "--positions", "4", "--irnn-hidden", "4",
+             "--speed-length", "4", "--out-dir", str(tmp_path), "--quiet"]
+    assert main(["bench", "wave-rnn", "--full", *small]) == 0
+    assert json.loads((tmp_path / "wave_vs_irnn_sequences-full.json").read_text())["train_config"]["lr"] == 1e-4
+    assert (tmp_path / "wave_rnn_waves_sequences-full.png").exists()
+    assert not (tmp_path / "wave_vs_irnn_sequences.json").exists()
+    assert main(["bench", "wave-rnn", "--full", "--lr", "0.01", *small]) == 0
+    assert json.loads((tmp_path / "wave_vs_irnn_sequences-full.json").read_text())["train_config"]["lr"] == 0.01
+    assert main(["bench", "wave-rnn", *small]) == 0
+    assert json.loads((tmp_path / "wave_vs_irnn_sequences.json").read_text())["train_config"]["lr"] == 1e-3
 
 
 def test_a_non_finite_loss_stops_the_run_after_the_steps_before_it():
