@@ -106,6 +106,7 @@ def test_the_benchmark_writes_its_result(tmp_path):
         "self-generated.safetensors", "teacher-forcing-sleep-lr-3.safetensors", "teacher-forcing-sleep.safetensors",
         "teacher-forcing.safetensors"]
     result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
+    assert result["train_config"]["device"] == "cpu"  # --device auto, on a machine without a GPU here
     assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
                                    "frozen random hidden layers"}
     assert {"unigram", "bigram", "backprop twin", "bigram_bits"} <= set(result["baselines"])
@@ -115,6 +116,37 @@ def test_the_benchmark_writes_its_result(tmp_path):
     assert first != second  # each seed its own run
     table = (tmp_path / "ff_sequence_botchan.md").read_text()
     assert "| FF, self-generated |" in table and "mean over seeds [0, 1]" in table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_the_benchmark_refuses_a_device_that_is_not_there(capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "ff-sequence", "--device", "cuda", "--epochs", "1"])
+    assert refused.value.code == 2 and "cuda" in capsys.readouterr().err
+
+
+def test_the_net_its_generator_and_its_training_stay_on_the_requested_device(book):
+    net = SequenceFF(30, SequenceFFConfig(hidden=(16, 16), context=5), seed=0, device="cpu")
+    assert net.device.type == net.generator.device.type == "cpu"
+    train(net, book.train, book.test, 1)
+    assert all(state["exp_avg"].device.type == "cpu" for optimizer in net.optimizers
+               for state in optimizer.state.values())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_a_run_on_cuda_starts_from_the_same_weights_and_learns_as_on_the_cpu(book):
+    """The same initial weights on both devices; after a few epochs (different random streams, so not the same
+    numbers) both beat the unigram predictor, as in the CPU test above."""
+    config = SequenceFFConfig(hidden=(64, 64), context=5, lr=3e-3)
+    nets = {device: SequenceFF(30, config, seed=0, device=device) for device in ("cpu", "cuda")}
+    assert torch.equal(nets["cpu"].layers[0].weight, nets["cuda"].layers[0].weight.cpu())
+    test_windows = windows_of(book.test, 5)
+    unigram = (test_windows[:, -1] != torch.bincount(book.train.flatten()).argmax()).float().mean().item()
+    for device, net in nets.items():
+        history = train(net, book.train, book.test, epochs=8, batch_size=20)
+        assert net.layers[0].weight.device.type == device, device
+        assert history[-1]["error_goodness"] < unigram - 0.05, (device, unigram, history[-1])
 
 
 def test_generation_is_reproducible_with_a_seed(book):

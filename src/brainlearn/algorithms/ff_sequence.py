@@ -34,6 +34,7 @@ little on held-out text: at T = 5, 62.95% after 6 epochs against 0.1's 63.62%, i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -69,20 +70,27 @@ class SequenceFFConfig:
 
 class SequenceFF(nn.Module):
     def __init__(self, n_symbols: int, config: SequenceFFConfig | None = None, seed: int = 0,
-                 learn_hidden: bool = True):
+                 learn_hidden: bool = True, device: str | torch.device = "cpu"):
+        """The initial weights are drawn on the CPU (the same on every device), then moved to `device`, where the
+        net's generator (negatives, sampling, minibatch order) lives."""
         super().__init__()
         self.config = config = config or SequenceFFConfig()
         self.n_symbols = n_symbols
         torch.manual_seed(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
         sizes = (config.context * n_symbols, *config.hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = list(range(1, len(self.layers))) or [0]  # as in the image FF: layers 2..N
         self.classifier = nn.Linear(sum(config.hidden[j] for j in self.readout), n_symbols)
+        self.to(device)
         # learn_hidden=False: the baseline whose hidden layers stay at their random start (only the softmax learns)
         self.optimizers = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in self.layers
                            if learn_hidden]
         self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=config.lr)
+
+    @property
+    def device(self) -> torch.device:
+        return self.classifier.weight.device
 
     # ----- passes
 
@@ -106,7 +114,7 @@ class SequenceFF(nn.Module):
     def candidate_goodness(self, prefixes: torch.Tensor) -> torch.Tensor:
         """G summed over layers of every window prefix + candidate: (B, 30)."""
         batch, n = len(prefixes), self.n_symbols
-        candidates = torch.arange(n).repeat(batch)
+        candidates = torch.arange(n, device=prefixes.device).repeat(batch)
         windows = torch.cat([prefixes.repeat_interleave(n, 0), candidates[:, None]], 1)
         return sum(goodness(a) for a in self.activities(self.one_hot(windows))).view(batch, n)
 
@@ -139,7 +147,8 @@ class SequenceFF(nn.Module):
         """One FF step on positive and/or negative windows (a sleep block has only one kind); returns the loss."""
         batch = 0 if positive is None else len(positive)
         parts = [w for w in (positive, negative) if w is not None]
-        x, total = self.one_hot(torch.cat(parts)), torch.zeros(())
+        x = self.one_hot(torch.cat(parts))
+        total = x.new_zeros(())
         for j, (layer, optimizer) in enumerate(zip(self.layers, self.optimizers)):
             activity = F.relu(layer(layer_norm(x)))
             g, theta = goodness(activity), self.config.threshold * layer.out_features
@@ -176,7 +185,7 @@ class SequenceFF(nn.Module):
         goodness_logits = torch.cat([self.candidate_goodness(part[:, :-1]) / self.config.temperature
                                      for part in windows.split(500)])
         softmax_logits = self.classifier(self.features(windows))
-        bits = 1 / torch.log(torch.tensor(2.0))
+        bits = 1 / math.log(2)
         return {"error_goodness": (goodness_logits.argmax(1) != truth).float().mean().item(),
                 "error_softmax": (softmax_logits.argmax(1) != truth).float().mean().item(),
                 "bits_goodness": (F.cross_entropy(goodness_logits, truth) * bits).item(),
@@ -191,17 +200,19 @@ def windows_of(strings: torch.Tensor, context: int) -> torch.Tensor:
 def train(model: SequenceFF, strings: torch.Tensor, test_strings: torch.Tensor, epochs: int,
           batch_size: int = 100, on_epoch=None) -> list[dict]:
     """FF on the training strings' windows for `epochs`, each epoch in shuffled minibatches, negatives as the
-    config says; the softmax trained beside it. Returns, per epoch, the mean loss and the test errors and bits."""
+    config says; the softmax trained beside it, all on the model's device. Returns, per epoch, the mean loss and the
+    test errors and bits (read back once per epoch)."""
     config, history = model.config, []
+    strings, test_strings = strings.to(model.device), test_strings.to(model.device)
     positives_all = windows_of(strings, config.context)
     test_windows = windows_of(test_strings, config.context)
     step, stored = 0, []
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(positives_all), generator=model.generator)
+        order = torch.randperm(len(positives_all), generator=model.generator, device=model.device)
         generated = None
         if config.negatives == "self-generated" and model.optimizers:  # this epoch's dreams: each string continued
             generated = windows_of(model.generate(strings[:, :config.context], strings.shape[1]), config.context)
-            generated = generated[torch.randperm(len(generated), generator=model.generator)]
+            generated = generated[torch.randperm(len(generated), generator=model.generator, device=model.device)]
         losses = []
         for index, batch in enumerate(order.split(batch_size)):
             positive = positives_all[batch]

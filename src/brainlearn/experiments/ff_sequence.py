@@ -4,7 +4,7 @@ block, beside the baselines: unigram and bigram frequencies, the same net with i
 (only the softmax learns) and a backprop twin (the same MLP trained to predict the next character).
 
     brainlearn bench ff-sequence --data-dir DIR            # Botchan, 300-500-500, 20 epochs, seeds 0 and 1
-    brainlearn bench ff-sequence --data-dir DIR --full     # the paper's 300-2000-2000-2000 (not run here yet)
+    brainlearn bench ff-sequence --data-dir DIR --full --device cuda   # the paper's 300-2000-2000-2000 (not run yet)
     brainlearn bench ff-sequence --data-dir DIR --save-models models     # also each FF variant's first-seed net
     brainlearn generate models/teacher-forcing.safetensors --prompt "it was a fine day" --length 200
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import time
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from .. import plots
 from ..algorithms import ff_sequence, forward_forward
 from ..algorithms.ff_sequence import SequenceFF, SequenceFFConfig, windows_of
-from ..arguments import add_output_arguments
+from ..arguments import add_device_argument, add_output_arguments, device_or_usage_error
 from ..data import resolve_data_dir, text
 from ..data.text import Book, load_book
 from ..runfolder import write_atomically
@@ -57,12 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-models", type=Path, metavar="DIR",
                         help="also write each FF variant's net of the first seed to DIR/<variant>.safetensors (e.g. "
                              "teacher-forcing.safetensors), for `brainlearn generate`")
+    add_device_argument(parser)
     add_output_arguments(parser, "do not print each epoch")
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
     if args.epochs < 1 or args.test_strings < 1:
         parser.error("need --epochs >= 1 and --test-strings >= 1")
+    device = device_or_usage_error(args.device, parser)
     try:
         hidden = args.hidden or ([2000] * 3 if args.full else [500, 500])
         config = SequenceFFConfig(hidden=tuple(hidden))
@@ -73,7 +76,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
     if args.full:  # its own result files beside the default run's
         book = replace(book, name=f"{book.name}-full")
     return run(book, config, args.epochs, args.seeds, args.out_dir, command, progress=not args.quiet,
-               models_dir=args.save_models)
+               models_dir=args.save_models, device=device)
 
 
 def frequency_errors(book: Book, context: int) -> dict[str, float]:
@@ -90,23 +93,24 @@ def frequency_errors(book: Book, context: int) -> dict[str, float]:
             "bigram_bits": -pairs_p[test[:, 0], test[:, 1]].log2().mean().item()}
 
 
-def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) -> list[dict]:
+def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int,
+                  device: torch.device = torch.device("cpu")) -> list[dict]:
     """The same MLP (the 9 given characters one-hot, ReLU layers of the same sizes) trained end to end with
-    softmax cross-entropy to predict the next character, Adam at FF's rate, the same minibatches."""
+    softmax cross-entropy to predict the next character, Adam at FF's rate, the same minibatches, on `device`."""
     torch.manual_seed(seed)
     sizes = ((config.context - 1) * len(book.alphabet), *config.hidden)
     layers = [module for a, b in zip(sizes[:-1], sizes[1:]) for module in (torch.nn.Linear(a, b), torch.nn.ReLU())]
-    net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], len(book.alphabet)))
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], len(book.alphabet))).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
 
     def inputs(windows):
         return F.one_hot(windows[:, :-1], len(book.alphabet)).float().flatten(1)
 
-    train, test, history = windows_of(book.train, config.context), windows_of(book.test, config.context), []
-    bits = 1 / torch.log(torch.tensor(2.0))
+    train, test = windows_of(book.train.to(device), config.context), windows_of(book.test.to(device), config.context)
+    bits, history = 1 / math.log(2), []
     for epoch in range(1, epochs + 1):
-        for batch in torch.randperm(len(train), generator=generator).split(100):
+        for batch in torch.randperm(len(train), generator=generator, device=device).split(100):
             loss = F.cross_entropy(net(inputs(train[batch])), train[batch][:, -1])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -119,9 +123,9 @@ def backprop_twin(book: Book, config: SequenceFFConfig, epochs: int, seed: int) 
 
 
 def run(book: Book, config: SequenceFFConfig, epochs: int, seeds: list[int], out_dir: Path, command: str,
-        progress: bool = True, models_dir: Path | None = None) -> dict:
-    """Every FF variant, the frozen net and the BP twin once per seed; the frequency baselines once. With
-    `models_dir`, each variant's net of the first seed is saved there (`save_model`)."""
+        progress: bool = True, models_dir: Path | None = None, device: torch.device = torch.device("cpu")) -> dict:
+    """Every FF variant, the frozen net and the BP twin once per seed, on `device`; the frequency baselines once.
+    With `models_dir`, each variant's net of the first seed is saved there (`save_model`)."""
     started = environment()
 
     def say(name):
@@ -132,22 +136,23 @@ def run(book: Book, config: SequenceFFConfig, epochs: int, seeds: list[int], out
     twin = []
     for seed in seeds:
         for name, changes in VARIANTS:
-            model, start = SequenceFF(len(book.alphabet), replace(config, **changes), seed), time.perf_counter()
+            model = SequenceFF(len(book.alphabet), replace(config, **changes), seed, device=device)
+            start = time.perf_counter()
             history = ff_sequence.train(model, book.train, book.test, epochs, on_epoch=say(f"{name}, seed {seed}"))
             runs[name]["seeds"].append({
                 "seed": seed, "history": history, "seconds_per_epoch": (time.perf_counter() - start) / epochs,
-                "sample": book.decode(model.generate(book.test[:1, :config.context], 100)[0])})
+                "sample": book.decode(model.generate(book.test[:1, :config.context].to(device), 100)[0])})
             if models_dir is not None and seed == seeds[0]:
                 save_model(model, models_dir / f"{file_name(name)}.safetensors", book, name, seed)
-        frozen = SequenceFF(len(book.alphabet), config, seed, learn_hidden=False)
+        frozen = SequenceFF(len(book.alphabet), config, seed, learn_hidden=False, device=device)
         runs["frozen random hidden layers"]["seeds"].append({"seed": seed, "history": ff_sequence.train(
             frozen, book.train, book.test, epochs, on_epoch=say(f"frozen, seed {seed}"))})
-        twin.append({"seed": seed, "history": backprop_twin(book, config, epochs, seed)})
+        twin.append({"seed": seed, "history": backprop_twin(book, config, epochs, seed, device)})
     fields = {"book": book.name, "strings": list(book.train.shape), "test_strings": list(book.test.shape),
               "ff_config": asdict(config), "epochs": epochs, "runs": runs,
               "baselines": {**frequency_errors(book, config.context), "backprop twin": {"seeds": twin}}}
-    return EXPERIMENT.write(book.name, command, started, seeds, {"epochs": epochs, "batch_size": 100}, fields,
-                            out_dir)
+    return EXPERIMENT.write(book.name, command, started, seeds,
+                            {"epochs": epochs, "batch_size": 100, "device": str(device)}, fields, out_dir)
 
 
 MODEL_FORMAT = "brainlearn-sequence-ff-1"
@@ -196,7 +201,7 @@ def generate_text(model: SequenceFF, alphabet: str, prompt: str, length: int, se
         raise ValueError(f"the prompt needs at least {model.config.context - 1} symbols: the net reads that many "
                          "to write the next")
     model.generator.manual_seed(seed)
-    start = torch.tensor([[alphabet.index(symbol) for symbol in prompt]])
+    start = torch.tensor([[alphabet.index(symbol) for symbol in prompt]], device=model.device)
     return "".join(alphabet[i] for i in model.generate(start, len(prompt) + length, temperature)[0].tolist())
 
 
