@@ -41,10 +41,11 @@ bench: install
 # The papers' configurations on one GPU, ordered by value. Time per command, training only, from measured seconds
 # per epoch on an H100 with CUDA graphs (benchmarks/results/device_speed_cuda-graphs.md, ff_vs_bp_mnist-full.md)
 # or, where a learner runs eagerly, from eager runs (device_speed_cuda.md, H200; mortal_parts/, H100):
-# FF + BP twin 3.5 min (2 seeds, measured); wRNN vs iRNN at T = 1000 for the paper's 2k steps 4.5 min (measured); DBN about 7 min (eager); mortal hardware about 17 min (eager; 3 seeds in
-# one process: split them by --seeds and --merge the parts to run them side by side); FF with jitter about 3 min
-# per seed; recurrent FF about 7 min per objective; EP's two-layer net about 26 min; FF on sequences (3 x 2000, eager)
-# about 6 min (2 s per epoch per net, measured over 12 epochs of 1 seed).
+# FF + BP twin 3.5 min (2 seeds, measured); wRNN vs iRNN at T = 1000 for the paper's 2k steps 4.5 min (measured);
+# DBN about 7 min (eager); mortal hardware about 17 min (eager; 3 seeds in one process: split them by --seeds and
+# --merge the parts to run them side by side); FF with jitter about 3 min per seed; recurrent FF about 7 min per
+# objective; EP's two-layer net about 26 min; FF on sequences (3 x 2000, eager) about 6 min (2 s per epoch per net,
+# measured over 12 epochs of 1 seed).
 bench-gpu: install
 	$(BIN)/brainlearn bench ff-vs-bp --dataset mnist --data-dir ../shared/data --full --device cuda --quiet
 	$(BIN)/brainlearn bench wave-rnn --full --lengths 1000 --steps 2000 --device cuda --quiet

@@ -4,7 +4,7 @@ block, beside the baselines: unigram and bigram frequencies, the same net with i
 (only the softmax learns) and a backprop twin (the same MLP trained to predict the next character).
 
     brainlearn bench ff-sequence --data-dir DIR            # Botchan, 300-500-500, 20 epochs, seeds 0 and 1
-    brainlearn bench ff-sequence --data-dir DIR --full --device cuda   # the paper's 300-2000-2000-2000: ~6 min on one H100
+    brainlearn bench ff-sequence --data-dir DIR --full --device cuda   # the paper's 300-2000x3: ~6 min, one H100
     brainlearn bench ff-sequence --data-dir DIR --save-models models     # also each FF variant's first-seed net
     brainlearn generate models/teacher-forcing.safetensors --prompt "it was a fine day" --length 200
 
@@ -302,9 +302,8 @@ CLAIMS = (
           differs=lambda r: None if self_generated_gap(r) <= 0.03 else (
               f"self-generated is {100 * self_generated_gap(r):.1f} points behind; the strings the net writes are "
               f"far from the book's (the samples in the Markdown) and {loss_comparison(r)}; at 300-500-500 neither "
-              "strings generated afresh "
-              "for every step nor sampling at T = 2 or 12 closed the gap, nor did 60 epochs instead of 20 (seed 0: "
-              "71.45% against 61.38%); wider nets widened it: 3 x 1000 (6 epochs, seed 0) 91% against 64% "
+              "strings generated afresh for every step nor sampling at T = 2 or 12 closed the gap, nor did 60 epochs "
+              "instead of 20 (seed 0: 71.45% against 61.38%); wider nets widened it: 3 x 1000 (6 epochs, seed 0) 91% against 64% "
               "(benchmarks/results/logs/ff_sequence_sweep.log), the paper's 3 x 2000 (12 epochs, seed 0, one H100) "
               "86.19% against 63.41%, the net writing a few letters over and over"),
           reproduced_when="self-generated within 3 points of teacher forcing (error by goodness)",

@@ -213,7 +213,8 @@ EXPERIMENT = Experiment(
     help="traveling-wave RNN vs identity RNN: adding task by length, copy task, speed", description=__doc__,
     code=(wave_rnn, cuda_graphs), add_arguments=add_arguments, run_from_args=run_from_args, markdown=markdown,
     figures=figures,
-    trained_net_figures=(("wave_rnn_waves_{dataset}.png", "wRNN hidden state over time: inputs travel round the ring as waves"),),
+    trained_net_figures=(("wave_rnn_waves_{dataset}.png",
+                          "wRNN hidden state over time: inputs travel round the ring as waves"),),
     readme_figure=("wave_vs_irnn_sequences", "wave_rnn_waves_sequences.png",
                    "A trained wave-RNN's hidden state: inputs travel round the ring"),
     claims=CLAIMS)
