@@ -30,8 +30,9 @@ PUBLISHED_ADDING = {100: ("1e-5", "14k", "4e-6", "300"), 200: ("4e-5", "22k", "2
                     400: ("1e-4", "30k", "4e-5", "1k"), 700: ("0.16", "never", "4e-5", "3k"),
                     1000: ("0.16", "never", "6e-5", "2k")}
 # The full preset's learning rate is the authors' adding-task default (1e-4): at 1e-3 the 27-channel wRNN's first
-# Adam step raises the ring's gain to about 1.08, and over T = 1000 steps its states overflow by step 2 (measured
-# on the CPU, seed 0); at 1e-4 its loss falls from the first steps.
+# Adam step raises the ring's gain to about 1.08, and over T = 1000 steps its states blow up (loss 1.9e26 at step 2,
+# NaN from step 3); at 1e-4 the loss spikes at step 2 (4611) and is below its start by step 6 (CPU, seed 0:
+# benchmarks/results/logs/wave_lr_divergence_T1000.log).
 PRESETS = {"default": {"lengths": [100, 200, 400], "steps": 1000, "channels": 8, "lr": 1e-3},
            "full": {"lengths": [100, 200, 400, 700, 1000], "steps": 60000, "channels": 27, "lr": 1e-4}}
 
