@@ -8,6 +8,7 @@ from torch import nn
 from brainlearn.algorithms import BackpropConfig
 from brainlearn.cli import main
 from brainlearn.distillation import distill, from_labels, error_rates, two_shards
+from brainlearn.experiments import mortal
 from brainlearn.hardware import BlackBox, Drift, Fault, Mismatch, MortalLinear, Noise, Quantize, make_mortal, quantize
 from brainlearn.train import TrainConfig, fit, make_learner
 
@@ -265,3 +266,16 @@ def test_mortal_benchmark_refuses_a_single_hidden_layer():
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "mortal", "--dataset", "digits", "--hidden", "16"])
     assert exit_info.value.code == 2
+
+
+def test_the_budget_says_whether_the_fault_free_nets_stopped_improving():
+    def result(ff_curves, bp_curves):
+        runs = {"ff": [{"curve": c} for c in ff_curves], "bp-oracle": [{"curve": c} for c in bp_curves]}
+        return {"faults": [{"runs": runs}], "train_config": {"epochs": len(ff_curves[0])}}
+
+    falling = result([[0.06, 0.045, 0.036], [0.064, 0.046, 0.038]], [[0.036, 0.026, 0.022]] * 2)
+    assert not mortal.converged(falling)
+    assert mortal.budget(falling) == "3 epochs, not converged (last epoch: ff -0.85, bp-oracle -0.40 points)"
+    flat = result([[0.03, 0.02, 0.0205]] * 2, [[0.02, 0.015, 0.0145]] * 2)  # FF above its best, BP 0.05 below
+    assert mortal.converged(flat) and mortal.budget(flat).startswith("3 epochs, converged")
+    assert mortal.budget(result([[0.05]], [[0.03]])) == "1 epoch, not converged"

@@ -307,6 +307,33 @@ def noise_pairs(result: dict) -> list[tuple[dict, dict]]:
             if row["sharing"] == "independent" and (row["fault"], row["level"]) in shared]
 
 
+# A fault-free net counts as converged when its last epoch is within this of its best earlier epoch (mean test
+# error over seeds): no longer clearly improving.
+CONVERGED_WITHIN = 0.001
+
+
+def last_epoch_gain(result: dict, name: str) -> float | None:
+    """How far `name`'s fault-free mean test error fell in its last epoch below its best earlier epoch (its curve:
+    FF's softmax readout); None after a single epoch."""
+    curve = [statistics.mean(epoch) for epoch in zip(*[run["curve"] for run in result["faults"][0]["runs"][name]])]
+    return min(curve[:-1]) - curve[-1] if len(curve) > 1 else None
+
+
+def converged(result: dict) -> bool:
+    gains = [last_epoch_gain(result, name) for name in result["faults"][0]["runs"]]
+    return all(gain is not None and gain < CONVERGED_WITHIN for gain in gains)
+
+
+def budget(result: dict) -> str:
+    """"3 epochs, not converged (last epoch: ff -0.95, bp-oracle -0.41 points)": the run's budget, and whether the
+    fault-free nets had stopped improving by its end."""
+    gains = {name: last_epoch_gain(result, name) for name in result["faults"][0]["runs"]}
+    changes = ", ".join(f"{name} {-100 * gain:+.2f}" for name, gain in gains.items() if gain is not None)
+    epochs = result["train_config"]["epochs"]
+    return (f"{epochs} epoch{'s' * (epochs != 1)}, {'' if converged(result) else 'not '}converged"
+            + (f" (last epoch: {changes} points)" if changes else ""))
+
+
 def box_factors(result: dict, name: str, box_name: str) -> list[float]:
     """Per seed: `name`'s error with the box over the fault-free error of its algorithm."""
     return factors(box(result, box_name), name)
@@ -353,7 +380,8 @@ def markdown(result: dict) -> str:
     lines += ["", "Fault-free test error per epoch (FF: softmax readout), mean over seeds: " + "; ".join(
         f"{name} " + " -> ".join(percent(statistics.mean(epoch)) for epoch in zip(*[run["curve"] for run in
                                                                                    clean["runs"][name]]))
-        for name in clean["runs"]) + "."]
+        for name in clean["runs"]) + f". Budget: {budget(result)}: the change of each mean error in the last epoch "
+        f"against its best earlier one; a net counts as converged when it is under {100 * CONVERGED_WITHIN:g} points."]
     if result.get("distillation"):
         lines += distillation_markdown(result["distillation"])
     if result.get("parts"):
@@ -450,7 +478,7 @@ CLAIMS = (
     Claim("Mortal hardware", "\"If you have a layer in the middle ... where you don't know what the transformation "
           "is ... the backprop algorithm doesn't work\": FF learns through an unknown layer", "qualitative",
           "Hinton 2022, sec. 8; the talk", "mortal_mnist", MNIST_COMMAND,
-          ours=lambda r: f"fixed box, {FACTOR_NOTE}: {box_claim(r, 'fixed')}",
+          ours=lambda r: f"fixed box, {FACTOR_NOTE}: {box_claim(r, 'fixed')}; {budget(r)}",
           differs=lambda r: None if box_reproduced(r, "fixed") else (
               "a BP substitute (layers above the box, straight-through or a surrogate of the box) degrades less "
               "than FF here"),
@@ -459,7 +487,7 @@ CLAIMS = (
           "a drifting unknown layer where backprop through a learned model of it degrades", "qualitative",
           "Hinton 2022, sec. 8; the talk", "mortal_mnist", MNIST_COMMAND,
           ours=lambda r: f"box drifting by {box(r, 'drifting')['drift']:g} of its RMS per step, {FACTOR_NOTE}: "
-                         f"{box_claim(r, 'drifting')}",
+                         f"{box_claim(r, 'drifting')}; {budget(r)}",
           differs=lambda r: None if box_reproduced(r, "drifting") else (
               "a BP substitute degrades less than FF with the drifting box here"),
           reproduced_when="FF's error grows by a smaller factor than every BP substitute's"),
@@ -471,7 +499,8 @@ CLAIMS = (
               f"{independent['description']}: FF x{mean_factor(independent, 'ff'):.2f} independent, "
               f"x{mean_factor(shared, 'ff'):.2f} shared; best hardware BP "
               f"x{best_hardware_bp(independent):.2f}, x{best_hardware_bp(shared):.2f}"
-              for independent, shared in noise_pairs(r)) + f" ({FACTOR_NOTE.split(', ')[0]}, {len(r['seeds'])} seeds)",
+              for independent, shared in noise_pairs(r))
+          + f" ({FACTOR_NOTE.split(', ')[0]}, {len(r['seeds'])} seeds); {budget(r)}",
           differs=lambda r: None if all(shared_helps_ff_more(*pair) for pair in noise_pairs(r)) else (
               "not for every noise: " + ", ".join(independent["description"] for independent, shared in noise_pairs(r)
                                                    if not shared_helps_ff_more(independent, shared))),
@@ -481,7 +510,7 @@ CLAIMS = (
           MNIST_COMMAND,
           ours=lambda r: "; ".join(f"{row['description']}: FF x{mean_factor(row, 'ff'):.2f}, BP "
                                    f"x{best_hardware_bp(row):.2f} (oracle x{mean_factor(row, 'bp-oracle'):.2f})"
-                                   for row in analog(r)),
+                                   for row in analog(r)) + f"; {budget(r)}",
           differs=lambda r: None if all(mean_factor(row, "ff") <= best_hardware_bp(row) for row in analog(r))
           else "hardware BP's error grows less at: " + ", ".join(
               row["description"] for row in analog(r) if mean_factor(row, "ff") > best_hardware_bp(row)),
