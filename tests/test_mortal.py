@@ -10,6 +10,7 @@ from brainlearn.cli import main
 from brainlearn.distillation import distill, from_labels, error_rates, two_shards
 from brainlearn.experiments import mortal
 from brainlearn.hardware import BlackBox, Drift, Fault, Mismatch, MortalLinear, Noise, Quantize, make_mortal, quantize
+from brainlearn.report import write_report
 from brainlearn.train import TrainConfig, fit, make_learner
 
 
@@ -279,3 +280,25 @@ def test_the_budget_says_whether_the_fault_free_nets_stopped_improving():
     flat = result([[0.03, 0.02, 0.0205]] * 2, [[0.02, 0.015, 0.0145]] * 2)  # FF above its best, BP 0.05 below
     assert mortal.converged(flat) and mortal.budget(flat).startswith("3 epochs, converged")
     assert mortal.budget(result([[0.05]], [[0.03]])) == "1 epoch, not converged"
+
+
+def test_the_black_box_claims_read_the_full_run_where_there_is_one(tmp_path):
+    common = ["bench", "mortal", "--dataset", "digits", "--hidden", "16", "16", "--epochs", "1", "--quiet",
+              "--seeds", "0", "--rows", "fixed-box", "drifting-box", "--no-distillation"]
+    assert main([*common, "--out-dir", str(tmp_path / "short")]) == 0
+    assert main([*common, "--full", "--out-dir", str(tmp_path / "full")]) == 0
+    full = json.loads((tmp_path / "full" / "mortal_digits-full.json").read_text())
+    assert full["dataset"] == "digits-full" and full["train_config"]["epochs"] == 1
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for source, dataset in (("short/mortal_digits.json", "mnist"), ("full/mortal_digits-full.json", "mnist-full")):
+        (folder / f"mortal_{dataset}.json").write_text(json.dumps({**json.loads((tmp_path / source).read_text()),
+                                                                   "dataset": dataset}))
+
+    def box_rows():
+        write_report(folder, None)
+        return [line for line in (folder / "RESULTS.md").read_text().splitlines() if "unknown layer" in line]
+
+    assert len(box_rows()) == 2 and all(f"| {mortal.FULL_EPOCHS} epochs (--full); CPU" in row for row in box_rows())
+    (folder / "mortal_mnist-full.json").unlink()
+    assert all("| 3 epochs; CPU" in row for row in box_rows())

@@ -82,7 +82,7 @@ def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], pr
     stale = stale_modules(result)
     if stale:
         status += f" (stale: {', '.join(stale)} changed since this run)"
-    scale = ("paper's; " if paper_scale else "smaller than the paper's; ") if claim.paper_result else ""
+    scale = claim.scales[0 if paper_scale else 1] + "; " if claim.paper_result else ""
     return Row(claim, ours, status, f"`{result['command']}`", scale + ran_on(result))
 
 

@@ -49,6 +49,8 @@ class Claim:
     reproduced_when: str = ""
     not_run_why: str = ""  # why there is no result yet (no benchmark, no data here)
     paper_result: str = ""  # stem of the run at the paper's scale (`--full`): checks the claim where it exists
+    # The scale column with the paper_result, and without it: a claim the paper gives no scale for names its own
+    scales: tuple[str, str] = ("paper's", "smaller than the paper's")
 
 
 def no_figures(result: dict, out_dir: Path) -> Figures:
