@@ -399,8 +399,9 @@ def markdown(result: dict) -> str:
     lines += ["", "Fault-free test error per epoch (FF: softmax readout), mean over seeds: " + "; ".join(
         f"{name} " + " -> ".join(percent(statistics.mean(epoch)) for epoch in zip(*[run["curve"] for run in
                                                                                    clean["runs"][name]]))
-        for name in clean["runs"]) + f". Budget: {budget(result)}: the change of each mean error in the last epoch "
-        f"against its best earlier one; a net counts as converged when it is under {100 * CONVERGED_WITHIN:g} points."]
+        for name in clean["runs"]) + f". Budget: {budget(result)}: each mean error's last epoch against its best "
+        f"earlier one; a net counts as converged when its last epoch is less than {100 * CONVERGED_WITHIN:g} points "
+        "below that."]
     if result.get("distillation"):
         lines += distillation_markdown(result["distillation"])
     if result.get("parts"):
