@@ -75,14 +75,14 @@ ROWS = [row_name(spec) for spec in FAULTS[:1] + list(BOXES) + FAULTS[1:]]  # in 
 # (seed 0, one run each, test error per epoch: FF's softmax readout 3.44% after 3 epochs, 2.77% after 7, then between
 # 2.66% and 3.35% up to 25; BP 2.38% after 3, 1.80% after 12, then between 1.62% and 2.10%;
 # benchmarks/results/logs/mortal_convergence_probe.log). Each --full result says whether its nets converged.
-FULL_EPOCHS = 15
+DEFAULT_EPOCHS, FULL_EPOCHS = 3, 15
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500, 500],
                         help="hidden layers of FF and BP (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, help="epochs per run (default: 3; --full: %d)" % FULL_EPOCHS)
+    parser.add_argument("--epochs", type=int, help=f"epochs per run (default: {DEFAULT_EPOCHS}; --full: {FULL_EPOCHS})")
     parser.add_argument("--full", action="store_true",
                         help=f"a budget where the fault-free nets converge ({FULL_EPOCHS} epochs); writes "
                              "mortal_<dataset>-full.* beside the default run's files")
@@ -111,7 +111,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
             parser.error(f"--merge: {error}")
     device_or_usage_error(args.device, parser)
     data = experiment_data(args)
-    epochs = args.epochs if args.epochs is not None else FULL_EPOCHS if args.full else 3
+    epochs = args.epochs if args.epochs is not None else FULL_EPOCHS if args.full else DEFAULT_EPOCHS
     if len(args.hidden) < 2 or min(args.hidden) < 1 or epochs < 1:
         parser.error("need two or more positive --hidden sizes (the black box sits before layer 2) and --epochs >= 1")
     if not args.no_distillation and not (1 <= args.labelled <= len(data.x_train)
@@ -331,10 +331,15 @@ def noise_pairs(result: dict) -> list[tuple[dict, dict]]:
 CONVERGED_WITHIN = 0.001
 
 
+def fault_free_curve(result: dict, name: str) -> list[float]:
+    """`name`'s fault-free test error per epoch, mean over seeds (FF: its softmax readout)."""
+    return [statistics.mean(epoch) for epoch in zip(*[run["curve"] for run in result["faults"][0]["runs"][name]])]
+
+
 def last_epoch_gain(result: dict, name: str) -> float | None:
-    """How far `name`'s fault-free mean test error fell in its last epoch below its best earlier epoch (its curve:
-    FF's softmax readout); None after a single epoch."""
-    curve = [statistics.mean(epoch) for epoch in zip(*[run["curve"] for run in result["faults"][0]["runs"][name]])]
+    """How far `name`'s fault-free mean test error fell in its last epoch below its best earlier epoch; None after a
+    single epoch."""
+    curve = fault_free_curve(result, name)
     return min(curve[:-1]) - curve[-1] if len(curve) > 1 else None
 
 
@@ -395,11 +400,9 @@ def markdown(result: dict) -> str:
     if any(run.get("diverged") for row in result["faults"] for runs in row["runs"].values() for run in runs):
         lines += ["", "(k diverged): k of the seeds' runs diverged (the loss grew over 10^4 times its first value); "
                   "their error is the diverged net's."]
-    clean = result["faults"][0]
     lines += ["", "Fault-free test error per epoch (FF: softmax readout), mean over seeds: " + "; ".join(
-        f"{name} " + " -> ".join(percent(statistics.mean(epoch)) for epoch in zip(*[run["curve"] for run in
-                                                                                   clean["runs"][name]]))
-        for name in clean["runs"]) + f". Budget: {budget(result)}: each mean error's last epoch against its best "
+        f"{name} " + " -> ".join(map(percent, fault_free_curve(result, name))) for name in result["faults"][0]["runs"])
+        + f". Budget: {budget(result)}: each mean error's last epoch against its best "
         f"earlier one; a net counts as converged when its last epoch is less than {100 * CONVERGED_WITHIN:g} points "
         "below that."]
     if result.get("distillation"):
@@ -484,7 +487,8 @@ def box_reproduced(result: dict, box_name: str) -> bool:
 
 MNIST_COMMAND = "python benchmarks/mortal.py --dataset mnist --data-dir DIR"
 # The black-box claims are checked on the --full run (its boxes converged) where there is one
-CONVERGED_RUN = {"paper_result": "mortal_mnist-full", "scales": (f"{FULL_EPOCHS} epochs (--full)", "3 epochs")}
+CONVERGED_RUN = {"paper_result": "mortal_mnist-full", "scales": (f"{FULL_EPOCHS} epochs (--full)",
+                                                                 f"{DEFAULT_EPOCHS} epochs")}
 FACTOR_NOTE = "error factors over each learner's fault-free error, mean (min-max) over seeds"
 
 CLAIMS = (
