@@ -282,23 +282,57 @@ def test_the_budget_says_whether_the_fault_free_nets_stopped_improving():
     assert mortal.budget(result([[0.05]], [[0.03]])) == "1 epoch, not converged"
 
 
+def claim_rows(folder, *words: str) -> list[str]:
+    """The claims table's rows with any of `words` in them, from the report on `folder`."""
+    write_report(folder, None)
+    return [line for line in (folder / "RESULTS.md").read_text().splitlines() if any(w in line for w in words)]
+
+
+def as_mnist_results(tmp_path, sources: dict[str, str]):
+    """A results folder holding each digits result of `sources` (path under tmp_path -> MNIST stem) as the MNIST
+    result the claims read."""
+    folder = tmp_path / "results"
+    folder.mkdir(exist_ok=True)
+    for source, stem in sources.items():
+        result = json.loads((tmp_path / source).read_text())
+        (folder / f"{stem}.json").write_text(json.dumps({**result, "dataset": stem.removeprefix("mortal_")}))
+    return folder
+
+
+TINY_RUN = ["bench", "mortal", "--dataset", "digits", "--hidden", "16", "16", "--epochs", "1", "--quiet",
+            "--seeds", "0", "--no-distillation"]
+
+
 def test_the_black_box_claims_read_the_full_run_where_there_is_one(tmp_path):
-    common = ["bench", "mortal", "--dataset", "digits", "--hidden", "16", "16", "--epochs", "1", "--quiet",
-              "--seeds", "0", "--rows", "fixed-box", "drifting-box", "--no-distillation"]
+    common = [*TINY_RUN, "--rows", "fixed-box", "drifting-box"]
     assert main([*common, "--out-dir", str(tmp_path / "short")]) == 0
     assert main([*common, "--full", "--out-dir", str(tmp_path / "full")]) == 0
     full = json.loads((tmp_path / "full" / "mortal_digits-full.json").read_text())
     assert full["dataset"] == "digits-full" and full["train_config"]["epochs"] == 1
-    folder = tmp_path / "results"
-    folder.mkdir()
-    for source, dataset in (("short/mortal_digits.json", "mnist"), ("full/mortal_digits-full.json", "mnist-full")):
-        (folder / f"mortal_{dataset}.json").write_text(json.dumps({**json.loads((tmp_path / source).read_text()),
-                                                                   "dataset": dataset}))
-
-    def box_rows():
-        write_report(folder, None)
-        return [line for line in (folder / "RESULTS.md").read_text().splitlines() if "unknown layer" in line]
-
-    assert len(box_rows()) == 2 and all(f"| {mortal.FULL_EPOCHS} epochs (--full); CPU" in row for row in box_rows())
+    folder = as_mnist_results(tmp_path, {"short/mortal_digits.json": "mortal_mnist",
+                                         "full/mortal_digits-full.json": "mortal_mnist-full"})
+    rows = claim_rows(folder, "unknown layer")
+    assert len(rows) == 2 and all(f"| {mortal.FULL_EPOCHS} epochs (--full); CPU" in row for row in rows)
     (folder / "mortal_mnist-full.json").unlink()
-    assert all("| 3 epochs; CPU" in row for row in box_rows())
+    assert all("| 3 epochs; CPU" in row for row in claim_rows(folder, "unknown layer"))
+
+
+def test_the_noise_claims_read_the_full_run_only_once_it_has_every_noise_mismatch_and_drift_row(tmp_path):
+    assert main([*TINY_RUN, "--full", "--rows", "additive-noise-0.3", "shared-additive-noise-0.3",
+                 "--out-dir", str(tmp_path)]) == 0
+    two_rows = json.loads((tmp_path / "mortal_digits-full.json").read_text())
+    noisy = two_rows["faults"][1]  # stands in for every fault: a run of each would take the suite minutes
+    every_row = {**two_rows, "faults": two_rows["faults"][:1] + [
+        {**noisy, "fault": family, "level": level, "sharing": sharing, "description": make(0, 1).describe()}
+        for family, level, sharing, make in mortal.FAULTS[1:]]}
+    (tmp_path / "every_row.json").write_text(json.dumps(every_row))
+    folder = as_mnist_results(tmp_path, {"every_row.json": "mortal_mnist", "mortal_digits-full.json": "mortal_mnist-full"})
+
+    def noise_rows():
+        rows = claim_rows(folder, "allows you to cancel", "degrades more gracefully")
+        assert len(rows) == 2 and not any("not yet run" in row for row in rows)
+        return rows
+
+    assert all("| 3 epochs; CPU" in row for row in noise_rows())  # --full lacks rows: the default run checks them
+    folder = as_mnist_results(tmp_path, {"every_row.json": "mortal_mnist-full"})
+    assert all(f"| {mortal.FULL_EPOCHS} epochs (--full); CPU" in row for row in noise_rows())

@@ -59,9 +59,26 @@ def stale_modules(result: dict) -> list[str]:
     return [name.rsplit(".", 1)[-1] for name, digest in now.items() if name in ran and ran[name] != digest]
 
 
+# What a claim's `ours` or `differs` raises on a result that lacks what it reads
+LACKING = (KeyError, IndexError, TypeError, StopIteration)
+
+
+def covers(claim: Claim, result: dict | None) -> bool:
+    """Whether `result` is there and holds what `claim` reads: a run split by rows may leave out what a claim
+    checks, and its `ours` then gives None. A result that lacks what it should have counts as covering (the
+    claim's row then says what it lacks)."""
+    if result is None or claim.ours is None:
+        return False
+    try:
+        return claim.ours(result) is not None
+    except LACKING:
+        return True
+
+
 def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], problems: list[str]) -> Row:
-    """Our figure for `claim`, from its paper-scale run where that exists, else from its default run."""
-    paper_scale = claim.paper_result and results.get(claim.paper_result, (None, ""))[0] is not None
+    """Our figure for `claim`, from its paper-scale run where that exists and covers the claim, else from its
+    default run."""
+    paper_scale = bool(claim.paper_result) and covers(claim, results.get(claim.paper_result, (None, ""))[0])
     stem = claim.paper_result if paper_scale else claim.result
     result, why_missing = results[stem]
     if claim.ours is None:
@@ -75,7 +92,7 @@ def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], pr
         if ours is None:  # this result does not cover the claim
             return Row(claim, "", f"not yet run: {claim.not_run_why}", f"`{claim.command}`")
         differs = claim.differs(result)
-    except (KeyError, IndexError, TypeError, StopIteration) as error:
+    except LACKING as error:
         problems.append(f"{stem}.json lacks what the claim needs ({type(error).__name__}: {error})")
         return Row(claim, "", f"not yet run: {stem}.json is malformed", f"`{claim.command}`")
     status = "reproduced" if differs is None else f"differs: {differs}"
