@@ -282,6 +282,18 @@ def test_the_budget_says_whether_the_fault_free_nets_stopped_improving():
     assert mortal.budget(result([[0.05]], [[0.03]])) == "1 epoch, not converged"
 
 
+def test_rows_whose_learners_got_worse_with_more_training_are_named():
+    def runs(*curves):
+        return [{"curve": curve} for curve in curves]
+
+    result = {"faults": [{"runs": {"ff": runs([0.05, 0.03])}},
+                         {"description": "additive noise 0.3", "runs": {"ff": runs([0.09, 0.08, 0.2], [0.11, 0.1, 0.18]),
+                                                                         "bp-oracle": runs([0.07, 0.06, 0.064])}}],
+              "boxes": [{"box": "fixed", "runs": {"ff": runs([0.04, 0.03, 0.032])}}]}
+    # FF's mean curve: 10% -> 9% (best, epoch 2) -> 19%; BP ends 0.4 points above its best, the box's FF 0.2: not worse
+    assert mortal.worse_with_training(result) == ["additive noise 0.3: ff 9.00% (epoch 2) -> 19.00%"]
+
+
 def claim_rows(folder, *words: str) -> list[str]:
     """The claims table's rows with any of `words` in them, from the report on `folder`."""
     write_report(folder, None)

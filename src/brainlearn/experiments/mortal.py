@@ -347,9 +347,36 @@ def analog(result: dict) -> list[dict] | None:
 CONVERGED_WITHIN = 0.001
 
 
+def mean_curve(row: dict, name: str) -> list[float]:
+    """`name`'s test error per epoch in `row`, mean over seeds (FF: its softmax readout)."""
+    return [statistics.mean(epoch) for epoch in zip(*[run["curve"] for run in row["runs"][name]])]
+
+
 def fault_free_curve(result: dict, name: str) -> list[float]:
-    """`name`'s fault-free test error per epoch, mean over seeds (FF: its softmax readout)."""
-    return [statistics.mean(epoch) for epoch in zip(*[run["curve"] for run in result["faults"][0]["runs"][name]])]
+    return mean_curve(result["faults"][0], name)
+
+
+# A learner counts as worse with more training on a faulty device when its last epoch's mean test error is more than
+# this above its best epoch's
+WORSE_BY = 0.005
+
+
+def worse_with_training(result: dict) -> list[str]:
+    """"additive noise 0.3: ff 9.20% (epoch 3) -> 19.49%, ...": each faulty row's learners whose mean test error
+    ended more than WORSE_BY above their best epoch; a factor read at the last epoch is then the budget's as much
+    as the fault's."""
+    found = []
+    for label, row in [(row["description"], row) for row in result["faults"][1:]] + [
+            (f"{row['box']} box", row) for row in result["boxes"]]:
+        worse = []
+        for name in row["runs"]:
+            curve = mean_curve(row, name)
+            best = min(range(len(curve)), key=curve.__getitem__)
+            if curve[-1] > curve[best] + WORSE_BY:
+                worse.append(f"{name} {percent(curve[best])} (epoch {best + 1}) -> {percent(curve[-1])}")
+        if worse:
+            found.append(f"{label}: {', '.join(worse)}")
+    return found
 
 
 def last_epoch_gain(result: dict, name: str) -> float | None:
@@ -421,6 +448,11 @@ def markdown(result: dict) -> str:
         + f". Budget: {budget(result)}: each mean error's last epoch against its best "
         f"earlier one; a net counts as converged when its last epoch is less than {100 * CONVERGED_WITHIN:g} points "
         "below that."]
+    worse = worse_with_training(result)
+    if worse:
+        lines += ["", f"Worse with more training: the faulty rows where a learner's mean test error (FF: softmax "
+                  f"readout) ended more than {100 * WORSE_BY:g} points above its best epoch (best -> last): "
+                  + "; ".join(worse) + "."]
     if result.get("distillation"):
         lines += distillation_markdown(result["distillation"])
     if result.get("parts"):
