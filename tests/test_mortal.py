@@ -292,6 +292,8 @@ def test_rows_whose_learners_got_worse_with_more_training_are_named():
               "boxes": [{"box": "fixed", "runs": {"ff": runs([0.04, 0.03, 0.032])}}]}
     # FF's mean curve: 10% -> 9% (best, epoch 2) -> 19%; BP ends 0.4 points above its best, the box's FF 0.2: not worse
     assert mortal.worse_with_training(result) == ["additive noise 0.3: ff 9.00% (epoch 2) -> 19.00%"]
+    assert mortal.worse_note(result["faults"][1:]).endswith("above its best epoch at: additive noise 0.3")
+    assert mortal.worse_note(result["boxes"]) == ""
 
 
 def claim_rows(folder, *words: str) -> list[str]:

@@ -361,22 +361,34 @@ def fault_free_curve(result: dict, name: str) -> list[float]:
 WORSE_BY = 0.005
 
 
+def got_worse(row: dict) -> list[str]:
+    """"ff 9.20% (epoch 3) -> 19.49%": the row's learners whose mean test error ended more than WORSE_BY above their
+    best epoch; a factor read at the last epoch then measures the budget as much as the fault."""
+    worse = []
+    for name in row["runs"]:
+        curve = mean_curve(row, name)
+        best = min(range(len(curve)), key=curve.__getitem__)
+        if curve[-1] > curve[best] + WORSE_BY:
+            worse.append(f"{name} {percent(curve[best])} (epoch {best + 1}) -> {percent(curve[-1])}")
+    return worse
+
+
+def row_label(row: dict) -> str:
+    return row["description"] if "description" in row else f"{row['box']} box"
+
+
 def worse_with_training(result: dict) -> list[str]:
-    """"additive noise 0.3: ff 9.20% (epoch 3) -> 19.49%, ...": each faulty row's learners whose mean test error
-    ended more than WORSE_BY above their best epoch; a factor read at the last epoch is then the budget's as much
-    as the fault's."""
-    found = []
-    for label, row in [(row["description"], row) for row in result["faults"][1:]] + [
-            (f"{row['box']} box", row) for row in result["boxes"]]:
-        worse = []
-        for name in row["runs"]:
-            curve = mean_curve(row, name)
-            best = min(range(len(curve)), key=curve.__getitem__)
-            if curve[-1] > curve[best] + WORSE_BY:
-                worse.append(f"{name} {percent(curve[best])} (epoch {best + 1}) -> {percent(curve[-1])}")
-        if worse:
-            found.append(f"{label}: {', '.join(worse)}")
-    return found
+    """"additive noise 0.3: ff 9.20% (epoch 3) -> 19.49%, ...": every faulty row where a learner got worse."""
+    return [f"{row_label(row)}: {', '.join(got_worse(row))}" for row in result["faults"][1:] + result["boxes"]
+            if got_worse(row)]
+
+
+def worse_note(rows: list[dict]) -> str:
+    """For a claim over `rows`: which of them a learner ended worse than its best epoch at ("" where none)."""
+    labels = [row_label(row) for row in rows if got_worse(row)]
+    if not labels:
+        return ""
+    return f"; a learner ended over {100 * WORSE_BY:g} points above its best epoch at: {', '.join(labels)}"
 
 
 def last_epoch_gain(result: dict, name: str) -> float | None:
@@ -542,7 +554,8 @@ def shared_noise_claim(result: dict) -> str | None:
                      f"x{mean_factor(shared, 'ff'):.2f} shared; best hardware BP "
                      f"x{best_hardware_bp(independent):.2f}, x{best_hardware_bp(shared):.2f}"
                      for independent, shared in pairs) + (
-        f" ({FACTOR_NOTE.split(', ')[0]}, {len(result['seeds'])} seeds); {budget(result)}")
+        f" ({FACTOR_NOTE.split(', ')[0]}, {len(result['seeds'])} seeds); {budget(result)}"
+        + worse_note([row for pair in pairs for row in pair]))
 
 
 def graceful_claim(result: dict) -> str | None:
@@ -551,7 +564,8 @@ def graceful_claim(result: dict) -> str | None:
     if rows is None:
         return None
     return "; ".join(f"{row['description']}: FF x{mean_factor(row, 'ff'):.2f}, BP x{best_hardware_bp(row):.2f} "
-                     f"(oracle x{mean_factor(row, 'bp-oracle'):.2f})" for row in rows) + f"; {budget(result)}"
+                     f"(oracle x{mean_factor(row, 'bp-oracle'):.2f})" for row in rows) + f"; {budget(result)}" + (
+        worse_note(rows))
 
 
 MNIST_COMMAND = "python benchmarks/mortal.py --dataset mnist --data-dir DIR"
@@ -574,7 +588,8 @@ CLAIMS = (
     Claim("Mortal hardware", "\"If you have a layer in the middle ... where you don't know what the transformation "
           "is ... the backprop algorithm doesn't work\": FF learns through an unknown layer", "qualitative",
           "Hinton 2022, sec. 8; the talk", "mortal_mnist", MNIST_COMMAND,
-          ours=lambda r: f"fixed box, {FACTOR_NOTE}: {box_claim(r, 'fixed')}; {budget(r)}",
+          ours=lambda r: f"fixed box, {FACTOR_NOTE}: {box_claim(r, 'fixed')}; {budget(r)}" + worse_note(
+              [box(r, "fixed")]),
           differs=lambda r: None if box_reproduced(r, "fixed") else (
               "a BP substitute (layers above the box, straight-through or a surrogate of the box) degrades less "
               "than FF here"),
@@ -583,7 +598,7 @@ CLAIMS = (
           "a drifting unknown layer where backprop through a learned model of it degrades", "qualitative",
           "Hinton 2022, sec. 8; the talk", "mortal_mnist", MNIST_COMMAND,
           ours=lambda r: f"box drifting by {box(r, 'drifting')['drift']:g} of its RMS per step, {FACTOR_NOTE}: "
-                         f"{box_claim(r, 'drifting')}; {budget(r)}",
+                         f"{box_claim(r, 'drifting')}; {budget(r)}" + worse_note([box(r, "drifting")]),
           differs=lambda r: None if box_reproduced(r, "drifting") else (
               "a BP substitute degrades less than FF with the drifting box here"),
           reproduced_when="FF's error grows by a smaller factor than every BP substitute's", **CONVERGED_RUN),
