@@ -246,21 +246,31 @@ def test_mortal_benchmark_runs_in_parts_by_seed_and_merges_them(tmp_path):
     assert main([*common, "--seeds", "0", "--labelled", "100", "--shard-size", "200",
                  "--out-dir", str(tmp_path / "a")]) == 0
     assert main([*common, "--seeds", "1", "--no-distillation", "--out-dir", str(tmp_path / "b")]) == 0
-    part = json.loads((tmp_path / "b" / "mortal_digits.json").read_text())
+    part = json.loads((tmp_path / "b" / "mortal_digits-16-16.json").read_text())  # not the default net's name
     assert [row["description"] for row in part["faults"]] == ["none", "shared additive noise 0.3"]
     assert set(part["faults"][1]["runs"]) == {"ff", "bp-oracle", "bp-model", "bp-in-situ"}
     assert set(part["boxes"][0]["runs"]) == {"ff", "bp-above-box", "bp-straight-through", "bp-surrogate"}
-    assert main(["bench", "mortal", "--merge", str(tmp_path / "b" / "mortal_digits.json"),
-                 str(tmp_path / "a" / "mortal_digits.json"), "--out-dir", str(tmp_path), "--quiet"]) == 0
-    merged = json.loads((tmp_path / "mortal_digits.json").read_text())
+    assert main(["bench", "mortal", "--merge", str(tmp_path / "b" / "mortal_digits-16-16.json"),
+                 str(tmp_path / "a" / "mortal_digits-16-16.json"), "--out-dir", str(tmp_path), "--quiet"]) == 0
+    merged = json.loads((tmp_path / "mortal_digits-16-16.json").read_text())
     assert merged["seeds"] == [0, 1] and merged["distillation"] is not None and len(merged["parts"]) == 2
     assert all(len(runs) == 2 for row in merged["faults"] + merged["boxes"] for runs in row["runs"].values())
-    text = (tmp_path / "mortal_digits.md").read_text()
+    text = (tmp_path / "mortal_digits-16-16.md").read_text()
     assert "BP oracle: autograd through the exact forward realisation" in text and "| shared |" in text
-    assert (tmp_path / "mortal_digits.png").exists()
+    assert (tmp_path / "mortal_digits-16-16.png").exists()
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "mortal", "--merge", str(tmp_path / "nowhere.json")])
     assert exit_info.value.code == 2
+
+
+def test_only_the_default_net_writes_the_plain_result_name(tmp_path):
+    """A larger net's run must not overwrite the default net's files, which the claims read."""
+    assert main(["bench", "mortal", "--dataset", "digits", "--epochs", "1", "--quiet", "--seeds", "0",
+                 "--no-distillation", "--rows", "fixed-box", "--out-dir", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "mortal_digits.json").read_text())["hidden"] == list(mortal.DEFAULT_HIDDEN)
+    assert main([*TINY_RUN, "--rows", "fixed-box", "--out-dir", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "mortal_digits-16-16.json").read_text())["hidden"] == [16, 16]
+    assert json.loads((tmp_path / "mortal_digits.json").read_text())["hidden"] == list(mortal.DEFAULT_HIDDEN)
 
 
 def test_mortal_benchmark_refuses_a_single_hidden_layer():
@@ -320,12 +330,18 @@ def test_the_black_box_claims_read_the_full_run_where_there_is_one(tmp_path):
     common = [*TINY_RUN, "--rows", "fixed-box", "drifting-box"]
     assert main([*common, "--out-dir", str(tmp_path / "short")]) == 0
     assert main([*common, "--full", "--out-dir", str(tmp_path / "full")]) == 0
-    full = json.loads((tmp_path / "full" / "mortal_digits-full.json").read_text())
-    assert full["dataset"] == "digits-full" and full["train_config"]["epochs"] == 1
-    folder = as_mnist_results(tmp_path, {"short/mortal_digits.json": "mortal_mnist",
-                                         "full/mortal_digits-full.json": "mortal_mnist-full"})
+    full = json.loads((tmp_path / "full" / "mortal_digits-full-16-16.json").read_text())
+    assert full["dataset"] == "digits-full-16-16" and full["train_config"]["epochs"] == 1
+    folder = as_mnist_results(tmp_path, {"short/mortal_digits-16-16.json": "mortal_mnist",
+                                         "full/mortal_digits-full-16-16.json": "mortal_mnist-full"})
     rows = claim_rows(folder, "unknown layer")
     assert len(rows) == 2 and all(f"| {mortal.FULL_EPOCHS} epochs (--full); CPU" in row for row in rows)
+    larger = mortal.CONVERGED_RUN["also_results"][0]
+    assert not any(larger in row for row in rows)
+    as_mnist_results(tmp_path, {"full/mortal_digits-full-16-16.json": larger})  # stands in for the larger net
+    for row in claim_rows(folder, "unknown layer"):  # its figure and verdict beside the default net's
+        assert f"; {larger} (CPU, " in row and ("; mortal_mnist-full-1000-1000: reproduced" in row
+                                                 or "; mortal_mnist-full-1000-1000: differs: " in row)
     (folder / "mortal_mnist-full.json").unlink()
     assert all("| 3 epochs; CPU" in row for row in claim_rows(folder, "unknown layer"))
 
@@ -333,14 +349,14 @@ def test_the_black_box_claims_read_the_full_run_where_there_is_one(tmp_path):
 def test_the_fault_claims_read_the_full_run_only_once_it_has_every_row_they_check(tmp_path):
     assert main([*TINY_RUN, "--full", "--rows", "additive-noise-0.3", "shared-additive-noise-0.3",
                  "--out-dir", str(tmp_path)]) == 0
-    two_rows = json.loads((tmp_path / "mortal_digits-full.json").read_text())
+    two_rows = json.loads((tmp_path / "mortal_digits-full-16-16.json").read_text())
     noisy = two_rows["faults"][1]  # stands in for every fault: a run of each would take the suite minutes
     every_row = {**two_rows, "faults": two_rows["faults"][:1] + [
         {**noisy, "fault": family, "level": level, "sharing": sharing, "description": make(0, 1).describe()}
         for family, level, sharing, make in mortal.FAULTS[1:]]}
     (tmp_path / "every_row.json").write_text(json.dumps(every_row))
     folder = as_mnist_results(tmp_path, {"every_row.json": "mortal_mnist",
-                                         "mortal_digits-full.json": "mortal_mnist-full"})
+                                         "mortal_digits-full-16-16.json": "mortal_mnist-full"})
 
     def fault_claim_rows():
         rows = claim_rows(folder, "allows you to cancel", "degrades more gracefully", "8 bits are enough")

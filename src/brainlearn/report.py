@@ -75,6 +75,12 @@ def covers(claim: Claim, result: dict | None) -> bool:
         return True
 
 
+def verdict(differs: str | None, result: dict) -> str:
+    stale = stale_modules(result)
+    return ("reproduced" if differs is None else f"differs: {differs}") + (
+        f" (stale: {', '.join(stale)} changed since this run)" if stale else "")
+
+
 def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], problems: list[str]) -> Row:
     """Our figure for `claim`, from its paper-scale run where that exists and covers the claim, else from its
     default run."""
@@ -95,10 +101,18 @@ def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], pr
     except LACKING as error:
         problems.append(f"{stem}.json lacks what the claim needs ({type(error).__name__}: {error})")
         return Row(claim, "", f"not yet run: {stem}.json is malformed", f"`{claim.command}`")
-    status = "reproduced" if differs is None else f"differs: {differs}"
-    stale = stale_modules(result)
-    if stale:
-        status += f" (stale: {', '.join(stale)} changed since this run)"
+    status = verdict(differs, result)
+    for other_stem in claim.also_results:
+        other = results.get(other_stem, (None, ""))[0]
+        if not covers(claim, other):
+            continue
+        try:
+            figure, other_verdict = claim.ours(other), verdict(claim.differs(other), other)
+        except LACKING as error:
+            problems.append(f"{other_stem}.json lacks what the claim needs ({type(error).__name__}: {error})")
+            continue
+        ours += f"; {other_stem} ({ran_on(other)}): {figure}"
+        status += f"; {other_stem}: {other_verdict}"
     scale = claim.scales[0 if paper_scale else 1] + "; " if claim.paper_result else ""
     return Row(claim, ours, status, f"`{result['command']}`", scale + ran_on(result))
 
@@ -124,6 +138,7 @@ def generate(results_dir: Path, readme_dir: Path = Path(".")) -> tuple[str, str,
     """RESULTS.md text, the README block (links relative to `readme_dir`), and the problems found;
     draws the figures the JSON holds."""
     stems = sorted({c.result for c in CLAIMS} | {c.paper_result for c in CLAIMS if c.paper_result}
+                   | {stem for c in CLAIMS for stem in c.also_results}
                    | {p.stem for p in results_dir.glob("*.json")})
     results = {stem: load_result(results_dir / f"{stem}.json") for stem in stems}
     problems: list[str] = []

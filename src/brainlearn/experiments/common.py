@@ -49,6 +49,9 @@ class Claim:
     reproduced_when: str = ""
     not_run_why: str = ""  # why there is no result yet (no benchmark, no data here)
     paper_result: str = ""  # stem of the run at the paper's scale (`--full`): checks the claim where it exists
+    # stems of runs beside the one that checks the claim (another net): each that covers the claim adds its own
+    # figure and verdict to the claim's row
+    also_results: tuple[str, ...] = ()
     # The scale column with the paper_result, and without it: a claim the paper gives no scale for names its own
     scales: tuple[str, str] = ("paper's", "smaller than the paper's")
 
