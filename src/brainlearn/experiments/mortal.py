@@ -497,7 +497,7 @@ def distillation_markdown(d: dict) -> list[str]:
 def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
     groups = {(f"{row['fault']} {row['level']:g} ({row['sharing']})" if row["sharing"] != "-" else row["description"]):
               {name: factors(row, name) for name in row["runs"]} for row in result["faults"][1:]}
-    groups |= {f"{row['box']} box": {name: box_factors(result, name, row["box"]) for name in row["runs"]}
+    groups |= {row_label(row): {name: box_factors(result, name, row["box"]) for name in row["runs"]}
                for row in result["boxes"]}
     if not groups:  # a run cut off after its fault-free row
         return []
