@@ -340,8 +340,7 @@ def test_the_black_box_claims_read_the_full_run_where_there_is_one(tmp_path):
     assert not any(larger in row for row in rows)
     as_mnist_results(tmp_path, {"full/mortal_digits-full-16-16.json": larger})  # stands in for the larger net
     for row in claim_rows(folder, "unknown layer"):  # its figure and verdict beside the default net's
-        assert f"; {larger} (CPU, " in row and ("; mortal_mnist-full-1000-1000: reproduced" in row
-                                                 or "; mortal_mnist-full-1000-1000: differs: " in row)
+        assert f"; {larger} (CPU, " in row and (f"; {larger}: reproduced" in row or f"; {larger}: differs: " in row)
     (folder / "mortal_mnist-full.json").unlink()
     assert all("| 3 epochs; CPU" in row for row in claim_rows(folder, "unknown layer"))
 

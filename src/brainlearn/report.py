@@ -104,10 +104,13 @@ def evaluate_claim(claim: Claim, results: dict[str, tuple[dict | None, str]], pr
     status = verdict(differs, result)
     for other_stem in claim.also_results:
         other = results.get(other_stem, (None, ""))[0]
-        if not covers(claim, other):
+        if other is None:
             continue
         try:
-            figure, other_verdict = claim.ours(other), verdict(claim.differs(other), other)
+            figure = claim.ours(other)
+            if figure is None:  # that run does not cover the claim
+                continue
+            other_verdict = verdict(claim.differs(other), other)
         except LACKING as error:
             problems.append(f"{other_stem}.json lacks what the claim needs ({type(error).__name__}: {error})")
             continue

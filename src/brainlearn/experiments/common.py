@@ -190,10 +190,14 @@ def percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
+def net_label(sizes) -> str:
+    """Layer sizes joined by hyphens: "1000-1000"."""
+    return "-".join(map(str, sizes))
+
+
 def net_description(result: dict, config: str) -> str:
     """"1000-1000 hidden, 30 epochs, 2 seed(s)": the net and budget of `result[config]`, for the claims."""
-    hidden = "-".join(map(str, result[config]["hidden"]))
-    return f"{hidden} hidden, {result['train_config']['epochs']} epochs, {len(result['seeds'])} seed(s)"
+    return f"{net_label(result[config]['hidden'])} hidden, {result['train_config']['epochs']} epochs, {len(result['seeds'])} seed(s)"
 
 
 def speed_table(summary: dict, learner: str, twin: str) -> list[str]:

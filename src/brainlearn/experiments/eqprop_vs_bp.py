@@ -24,7 +24,7 @@ from ..algorithms.base import error_rate, in_chunks
 from ..data import Dataset
 from ..train import TrainConfig
 from .common import (Claim, Experiment, add_twin_arguments, chosen_preset, environment, experiment_data, matmul_gflops,
-                     mean_curve, mean_over_runs, percent, run_seeds, timing_summary)
+                     mean_curve, mean_over_runs, net_label, percent, run_seeds, timing_summary)
 
 # Scellier & Bengio 2017's settings in our units (see eqprop.py); epochs per architecture.
 ONE_LAYER = {"hidden": (500,), "lr": (0.2, 0.1), "free_steps": 20, "nudged_steps": 4, "beta": 1.0, "nudging": "random"}
@@ -78,7 +78,7 @@ def run(data: Dataset, seeds: list[int], train_configs: list[TrainConfig], ep_co
     started, gflops = environment(), matmul_gflops()
     architectures, traces = [], {}
     for train_config, ep_config in zip(train_configs, ep_configs, strict=True):
-        name = "-".join(map(str, ep_config.hidden))
+        name = net_label(ep_config.hidden)
 
         def measure(learners, run, ep_config=ep_config, name=name):
             ep = learners["eqprop"]
@@ -187,7 +187,7 @@ def markdown(result: dict) -> str:
     ]
     for arch in result["architectures"]:
         s = arch["summary"]
-        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {arch['train_config']['epochs']} | "
+        lines.append(f"| {net_label(arch['hidden'])} | {arch['train_config']['epochs']} | "
                      f"{percent(s['eqprop_error'])} | {percent(s['bp_error'])} | "
                      f"{s['free_steps']} / {s['nudged_steps']}, {arch['config']['beta']}, "
                      f"{arch['config']['nudging']} | "
@@ -200,7 +200,7 @@ def markdown(result: dict) -> str:
     for arch in result["architectures"]:
         run = arch["runs"][0]["eqprop"]
         speed = run["free_phase"]
-        lines.append(f"| {'-'.join(map(str, arch['hidden']))} | "
+        lines.append(f"| {net_label(arch['hidden'])} | "
                      + " | ".join(percent(e) for e in run["error_by_free_steps"].values())
                      + f" | {1000 * speed['seconds']:.2f} ms ({speed['batch']}) | {speed['gflops']:.1f} | "
                        f"{percent(speed['fraction_of_matmul'])} |")
@@ -211,7 +211,7 @@ def markdown(result: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for arch in result["architectures"]:
         for row in arch["runs"][0]["eqprop"]["gradient_check"]:
-            lines.append(f"| {'-'.join(map(str, arch['hidden']))} | {row['nudging']} | {row['beta']} | "
+            lines.append(f"| {net_label(arch['hidden'])} | {row['nudging']} | {row['beta']} | "
                          f"{row['cosine']:.5f} | {row['relative_error']:.5f} | {row['steps']} | {row['residual']:.1e} |")
     lines.append("")
     return "\n".join(lines)
@@ -220,7 +220,7 @@ def markdown(result: dict) -> str:
 def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
     drawn = []
     for arch in result["architectures"]:
-        hidden = "-".join(map(str, arch["hidden"]))
+        hidden = net_label(arch["hidden"])
         curves = {"EP (free phase)": mean_curve(arch["runs"], "eqprop", "error"),
                   "BP twin": mean_curve(arch["runs"], "bp", "error")}
         path = out_dir / f"eqprop_vs_bp_{result['dataset']}_{hidden}_curves.png"

@@ -28,7 +28,7 @@ from ..algorithms import ForwardForwardConfig, forward_forward
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
 from ..data import Dataset
 from ..train import TrainConfig
-from .common import Experiment, dataset_preset, environment, experiment_data, percent, train_once
+from .common import Experiment, dataset_preset, environment, experiment_data, net_label, percent, train_once
 
 PRESETS = {
     "digits": {"hidden": (200, 200), "epochs": 10},
@@ -123,7 +123,7 @@ def run(data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dic
 
 
 def markdown(result: dict) -> str:
-    lines = [f"FF {'-'.join(map(str, result['hidden']))} hidden, {result['train_config']['epochs']} epochs, mean of "
+    lines = [f"FF {net_label(result['hidden'])} hidden, {result['train_config']['epochs']} epochs, mean of "
              f"{len(result['seeds'])} seed(s). Training error: the first {result['training_error_images']} training "
              "images. The recipe's elements and their settings are in the JSON (`recipe`).", "",
              "| variant | test error, goodness | test error, softmax | training error, goodness | training error, "

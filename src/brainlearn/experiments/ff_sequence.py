@@ -36,7 +36,7 @@ from ..data import resolve_data_dir, text
 from ..data.text import Book, load_book
 from ..runfolder import write_atomically
 from ..train import CheckpointError, load_weights, read_safetensors
-from .common import Claim, Experiment, environment, percent
+from .common import Claim, Experiment, environment, net_label, percent
 
 # (name, config changes): the variants of FF, all from the same seed
 VARIANTS = (("teacher forcing", {}), ("self-generated", {"negatives": "self-generated"}),
@@ -224,7 +224,7 @@ def markdown(result: dict) -> str:
     b = result["baselines"]
     lines = [f"{result['strings'][0]} training strings of {result['strings'][1]} symbols; next-character error on "
              f"every window of {result['test_strings'][0]} held-out strings after {result['epochs']} epochs "
-             f"(net {'-'.join(map(str, [result['ff_config']['context'] * 30, *result['ff_config']['hidden']]))}), "
+             f"(net {net_label([result['ff_config']['context'] * 30, *result['ff_config']['hidden']])}), "
              f"mean over seeds {result['seeds']}.",
              "Error, and bits per character (the cross-entropy of each readout's distribution with the truth; "
              "goodness: softmax over the candidates' G / T):", "",

@@ -39,7 +39,7 @@ from ..data import Dataset
 from ..distillation import distill, error_rates, from_labels, two_shards
 from ..hardware import BlackBox, Drift, Fault, Mismatch, Noise, Quantize, make_mortal
 from ..train import DivergedError, TrainConfig, fit, make_learner
-from .common import Claim, Experiment, environment, experiment_data, percent, ran_on
+from .common import Claim, Experiment, environment, experiment_data, net_label, percent, ran_on
 
 # (fault family, level, sharing between FF's positive and negative pass, the fault for (seed, minibatch size)).
 # Levels: noise as a fraction of each tensor's RMS (additive) or of each value (multiplicative); mismatch
@@ -115,7 +115,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
     device_or_usage_error(args.device, parser)
     data = experiment_data(args)
     if tuple(args.hidden) != DEFAULT_HIDDEN:
-        data = replace(data, name=f"{data.name}-{'-'.join(map(str, args.hidden))}")
+        data = replace(data, name=f"{data.name}-{net_label(args.hidden)}")
     epochs = args.epochs if args.epochs is not None else FULL_EPOCHS if args.full else DEFAULT_EPOCHS
     if len(args.hidden) < 2 or min(args.hidden) < 1 or epochs < 1:
         parser.error("need two or more positive --hidden sizes (the black box sits before layer 2) and --epochs >= 1")
@@ -424,7 +424,7 @@ def box_factors(result: dict, name: str, box_name: str) -> list[float]:
 
 
 def markdown(result: dict) -> str:
-    hidden, seeds = "-".join(map(str, result["hidden"])), len(result["seeds"])
+    hidden, seeds = net_label(result["hidden"]), len(result["seeds"])
     names = list(FAULT_LEARNERS)
     lines = [f"Net: {hidden} hidden, the same for FF and BP; {seeds} seed(s); each cell: mean (min-max over "
              "seeds). Test error (FF: goodness readout) with the fault in place during training and test, and "
@@ -480,8 +480,8 @@ def markdown(result: dict) -> str:
 
 
 def distillation_markdown(d: dict) -> list[str]:
-    student = "-".join(map(str, d["student_hidden"]))
-    lines = ["", f"Distillation (first seed): teacher {'-'.join(map(str, d['teacher_hidden']))} (BP, all labels) "
+    student = net_label(d["student_hidden"])
+    lines = ["", f"Distillation (first seed): teacher {net_label(d['teacher_hidden'])} (BP, all labels) "
              f"{percent(d['teacher'])}; student {student} from its {d['labelled']} labels alone "
              f"{percent(d['student_from_labels'])}; the same student from the teacher's soft targets on the "
              f"training images (no labels) {percent(d['student_distilled'])}.", "",
@@ -587,12 +587,12 @@ def graceful_claim(result: dict) -> str | None:
 
 MNIST_COMMAND = "python benchmarks/mortal.py --dataset mnist --data-dir DIR"
 # The claims of FF against BP are checked on the --full run (where the fault-free nets converged) where it has the rows
-# they read, else on the default run (a run split by --rows may lack some); the larger net's --full run beside it
-# The larger net's converged run, where it has a claim's rows, adds its own figure and verdict beside the default net's
+# they read, else on the default run (a run split by --rows may lack some); the larger net's --full run, where it has
+# a claim's rows, adds its own figure and verdict beside the default net's
 LARGER_NET = (1000, 1000)
 CONVERGED_RUN = {"paper_result": "mortal_mnist-full", "scales": (f"{FULL_EPOCHS} epochs (--full)",
                                                                  f"{DEFAULT_EPOCHS} epochs"),
-                 "also_results": (f"mortal_mnist-full-{'-'.join(map(str, LARGER_NET))}",)}
+                 "also_results": (f"mortal_mnist-full-{net_label(LARGER_NET)}",)}
 FACTOR_NOTE = "error factors over each learner's fault-free error, mean (min-max) over seeds"
 
 CLAIMS = (
@@ -642,7 +642,7 @@ CLAIMS = (
     Claim("Mortal hardware", "A teacher's knowledge reaches a student of another architecture through its "
           "predictions", "MNIST student 146 -> 74 errors (Hinton, Vinyals & Dean 2015)",
           "Hinton, Vinyals & Dean 2015", "mortal_mnist", MNIST_COMMAND,
-          ours=lambda r: (f"student {'-'.join(map(str, r['distillation']['student_hidden']))}: "
+          ours=lambda r: (f"student {net_label(r['distillation']['student_hidden'])}: "
                           f"{percent(r['distillation']['student_from_labels'])} from "
                           f"{r['distillation']['labelled']} labels, {percent(r['distillation']['student_distilled'])} "
                           f"distilled; teacher {percent(r['distillation']['teacher'])}"),

@@ -28,7 +28,7 @@ from ..arguments import add_data_arguments, add_output_arguments
 from ..data import load_dataset
 from ..distributed import torchrun_command
 from ..train import TrainConfig
-from .common import Claim, Experiment, environment, percent
+from .common import Claim, Experiment, environment, net_label, percent
 
 DATA_PARALLEL_NET = (1000, 1000, 1000)  # the default MNIST net of `bench ff-vs-bp`
 PIPELINE_NET = (1000, 1000)  # one stage per layer: 2 stages for 2 cores
@@ -98,8 +98,8 @@ def run(dataset: str, data_dir: Path | None, train_size: int, epochs: int, out_d
 def markdown(result: dict) -> str:
     lines = [f"First {result['train_size']} {result['dataset']} training images, global batch "
              f"{result['train_config']['batch_size']}, {result['train_config']['epochs']} epochs per case; "
-             f"data parallel: {'-'.join(map(str, result['data_parallel_net']))} hidden (FF with hard negatives); "
-             f"pipeline: FF {'-'.join(map(str, result['pipeline_net']))} hidden, random negatives, one process "
+             f"data parallel: {net_label(result['data_parallel_net'])} hidden (FF with hard negatives); "
+             f"pipeline: FF {net_label(result['pipeline_net'])} hidden, random negatives, one process "
              "per layer.", "",
              "| case | processes x threads | samples/s | all-reduce of all weights (s) |", "| --- | --- | --- | --- |"]
     for run in result["runs"]:
