@@ -140,8 +140,8 @@ def test_config_is_checked():
 def test_the_benchmark_writes_its_result(tmp_path):
     assert main(["bench", "dendritic-vs-bp", "--seeds", "0", "--epochs", "2", "--hidden", "32",
                  "--out-dir", str(tmp_path), "--quiet"]) == 0
-    result = json.loads((tmp_path / "dendritic_vs_bp_digits.json").read_text())
+    result = json.loads((tmp_path / "dendritic_vs_bp_digits-32.json").read_text())
     history = result["runs"][0]["dendritic"]["history"]
     assert len(history) == 2 and {"apical_rms", "alignment_layer1", "alignment_layer2"} <= set(history[0])
-    assert "alignment with BP, layer 1" in (tmp_path / "dendritic_vs_bp_digits.md").read_text()
-    assert (tmp_path / "dendritic_vs_bp_digits_curves.png").exists()
+    assert "alignment with BP, layer 1" in (tmp_path / "dendritic_vs_bp_digits-32.md").read_text()
+    assert (tmp_path / "dendritic_vs_bp_digits-32_curves.png").exists()

@@ -105,7 +105,8 @@ def test_the_benchmark_writes_its_result(tmp_path):
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
         "self-generated.safetensors", "teacher-forcing-sleep-lr-3.safetensors", "teacher-forcing-sleep.safetensors",
         "teacher-forcing.safetensors"]
-    result = json.loads((tmp_path / "ff_sequence_botchan.json").read_text())
+    result = json.loads((tmp_path / "ff_sequence_botchan-16.json").read_text())  # another net than the preset's
+    assert not (tmp_path / "ff_sequence_botchan.json").exists()
     assert result["train_config"]["device"] == "cpu"  # --device auto, on a machine without a GPU here
     assert set(result["runs"]) >= {"teacher forcing", "self-generated", "teacher forcing, sleep",
                                    "frozen random hidden layers"}

@@ -11,10 +11,13 @@ from brainlearn.report import README_END, README_START, write_report
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """A real, tiny ff-vs-bp run on the digits."""
-    out = tmp_path_factory.mktemp("results")
+    """A real, tiny ff-vs-bp run on the digits, standing in for the preset net's run (its JSON alone, under the
+    preset's name: the report draws the rest from it)."""
+    run, out = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("results")
     assert main(["bench", "ff-vs-bp", "--seeds", "0", "--epochs", "1", "--hidden", "32", "32",
-                 "--out-dir", str(out), "--quiet"]) == 0
+                 "--out-dir", str(run), "--quiet"]) == 0
+    result = json.loads((run / "ff_vs_bp_digits-32-32.json").read_text())
+    (out / "ff_vs_bp_digits.json").write_text(json.dumps({**result, "dataset": "digits"}))
     return out
 
 
@@ -72,6 +75,19 @@ def test_full_runs_write_their_own_result_files(tmp_path):
     args = Namespace(dataset="digits", data_dir=None, no_download=True)
     assert experiment_data(Namespace(**vars(args), full=False)).name == "digits"
     assert experiment_data(Namespace(**vars(args), full=True)).name == "digits-full"
+
+
+def test_another_net_than_the_presets_writes_its_own_result_files(tmp_path):
+    """--hidden other than the preset's net names its files by the net; the preset's net keeps the plain name."""
+    args = Namespace(dataset="digits", data_dir=None, no_download=True, full=True)
+    assert experiment_data(Namespace(**vars(args), hidden=[1000, 1000]), (2000,) * 4).name == "digits-full-1000-1000"
+    assert experiment_data(Namespace(**vars(args), hidden=[2000] * 4), (2000,) * 4).name == "digits-full"
+    assert experiment_data(Namespace(**vars(args), hidden=[8])).name == "digits-full-8"  # no preset net: any differs
+    run = ["bench", "ff-vs-bp", "--dataset", "digits", "--epochs", "1", "--seeds", "0", "--quiet",
+           "--out-dir", str(tmp_path)]
+    assert main([*run, "--hidden", "8"]) == 0
+    assert json.loads((tmp_path / "ff_vs_bp_digits-8.json").read_text())["ff_config"]["hidden"] == [8]
+    assert not (tmp_path / "ff_vs_bp_digits.json").exists()
 
 
 def test_missing_or_malformed_results_say_not_yet_run(results, tmp_path, capsys):

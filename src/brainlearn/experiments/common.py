@@ -299,7 +299,8 @@ def add_twin_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run of each per seed "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-    parser.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden layer sizes")
+    parser.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden layer sizes; another net than the "
+                        "preset's writes <result>_<dataset>-<sizes>.* (ff_vs_bp_mnist-500-500.json) beside its files")
     parser.add_argument("--batch-size", type=int, help="(default: the preset's, else 100)")
     parser.add_argument("--lr", type=float, nargs=lr_nargs, help=f"{lr_help} (default: the preset's)")
     parser.add_argument("--bp-lr", type=float, help="the BP twin's Adam learning rate (default: the preset's)")
@@ -342,14 +343,26 @@ def twin_setup(args: argparse.Namespace, parser: argparse.ArgumentParser, preset
         bp_config = BackpropConfig(hidden=tuple(chosen["hidden"]), lr=chosen["bp_lr"])
     except ValueError as error:
         parser.error(str(error))
-    return train_config, config, bp_config, experiment_data(args)
+    return train_config, config, bp_config, experiment_data(args, dataset_preset(presets, args, parser)["hidden"])
 
 
-def experiment_data(args: argparse.Namespace) -> Dataset:
-    """The data set --dataset names; with --full it is called "<dataset>-full", so the paper-scale run writes
-    its own result files (ff_vs_bp_mnist-full.json) beside the default run's."""
+def result_name(args: argparse.Namespace, name: str, preset_hidden: tuple[int, ...] | None = None) -> str:
+    """The data set's name as the result files carry it: "<name>-full" with --full, so the paper-scale run writes
+    its own files (ff_vs_bp_mnist-full.json) beside the default run's; and with a --hidden net other than the
+    preset's (`preset_hidden`; None: any --hidden differs) its sizes appended ("mnist-full-1000-1000"), so another
+    net never overwrites the files the claims read."""
+    if getattr(args, "full", False):
+        name = f"{name}-full"
+    hidden = getattr(args, "hidden", None)
+    if hidden is not None and (preset_hidden is None or tuple(hidden) != tuple(preset_hidden)):
+        name = f"{name}-{net_label(hidden)}"
+    return name
+
+
+def experiment_data(args: argparse.Namespace, preset_hidden: tuple[int, ...] | None = None) -> Dataset:
+    """The data set --dataset names, named by `result_name`."""
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
-    return replace(data, name=f"{data.name}-full") if getattr(args, "full", False) else data
+    return replace(data, name=result_name(args, data.name, preset_hidden))
 
 
 def twin_train_config(args: argparse.Namespace, chosen: dict) -> TrainConfig:

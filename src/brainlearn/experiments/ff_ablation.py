@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--full", action="store_true",
                         help="mnist only: the paper's net and budget (Hinton 2022: 4 hidden layers of 2000, 60 epochs)")
-    parser.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default: the preset's)")
+    parser.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default: the preset's); another net writes "
+                        "ff_ablation_<dataset>-<sizes>.* beside the preset net's files")
     parser.add_argument("--epochs", type=int, help="(default: the preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")
@@ -90,7 +91,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
         configs = {name: ForwardForwardConfig(**{"hidden": hidden, **fields}) for name, fields in chosen.items()}
     except ValueError as error:
         parser.error(str(error))
-    data = experiment_data(args)
+    data = experiment_data(args, preset["hidden"])
     return run(data, args.seeds, train_config, configs, args.out_dir, command, progress=not args.quiet)
 
 

@@ -36,8 +36,9 @@ from ..data import resolve_data_dir, text
 from ..data.text import Book, load_book
 from ..runfolder import write_atomically
 from ..train import CheckpointError, load_weights, read_safetensors
-from .common import Claim, Experiment, environment, net_label, percent
+from .common import Claim, Experiment, environment, net_label, percent, result_name
 
+DEFAULT_HIDDEN, FULL_HIDDEN = (500, 500), (2000, 2000, 2000)  # --full: the paper's net (Hinton 2022, sec. 3.5)
 # (name, config changes): the variants of FF, all from the same seed
 VARIANTS = (("teacher forcing", {}), ("self-generated", {"negatives": "self-generated"}),
             ("teacher forcing, sleep", {"schedule": "separated"}),
@@ -51,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="the paper's net: 3 hidden layers of 2000 (Hinton 2022, sec. 3.5); writes "
                              "ff_sequence_botchan-full.*")
-    parser.add_argument("--hidden", type=int, nargs="+", help="(default: 500 500; 2000 2000 2000 with --full)")
+    parser.add_argument("--hidden", type=int, nargs="+",
+                        help=f"(default: {net_label(DEFAULT_HIDDEN)}; {net_label(FULL_HIDDEN)} with --full); another "
+                             "net writes ff_sequence_botchan-<sizes>.* beside the default net's files")
     parser.add_argument("--epochs", type=int, default=20, help="(default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="(default: %(default)s)")
     parser.add_argument("--test-strings", type=int, default=248, help="held-out strings (default: %(default)s)")
@@ -67,14 +70,13 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
         parser.error("need --epochs >= 1 and --test-strings >= 1")
     device = device_or_usage_error(args.device, parser)
     try:
-        hidden = args.hidden or ([2000] * 3 if args.full else [500, 500])
-        config = SequenceFFConfig(hidden=tuple(hidden))
+        preset_hidden = FULL_HIDDEN if args.full else DEFAULT_HIDDEN
+        config = SequenceFFConfig(hidden=tuple(args.hidden or preset_hidden))
     except ValueError as error:
         parser.error(str(error))
     book = load_book(resolve_data_dir(args.data_dir) / "text", download=not args.no_download,
                      test_strings=args.test_strings)
-    if args.full:  # its own result files beside the default run's
-        book = replace(book, name=f"{book.name}-full")
+    book = replace(book, name=result_name(args, book.name, preset_hidden))  # its own files for --full, another net
     return run(book, config, args.epochs, args.seeds, args.out_dir, command, progress=not args.quiet,
                models_dir=args.save_models, device=device)
 
@@ -279,8 +281,7 @@ def loss_comparison(result: dict) -> str:
 
 def setup(result: dict) -> str:
     """'Botchan, 500-500 hidden, 20 epochs, mean of 2 seed(s)': what a claim's figures come from."""
-    hidden = "-".join(str(size) for size in result["ff_config"]["hidden"])
-    return f"Botchan, {hidden} hidden, {result['epochs']} epochs, mean of {len(result['seeds'])} seed(s)"
+    return f"Botchan, {net_label(result['ff_config']['hidden'])} hidden, {result['epochs']} epochs, mean of {len(result['seeds'])} seed(s)"
 
 
 CLAIMS = (

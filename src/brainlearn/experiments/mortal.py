@@ -113,9 +113,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
         except (OSError, ValueError, KeyError) as error:
             parser.error(f"--merge: {error}")
     device_or_usage_error(args.device, parser)
-    data = experiment_data(args)
-    if tuple(args.hidden) != DEFAULT_HIDDEN:
-        data = replace(data, name=f"{data.name}-{net_label(args.hidden)}")
+    data = experiment_data(args, DEFAULT_HIDDEN)
     epochs = args.epochs if args.epochs is not None else FULL_EPOCHS if args.full else DEFAULT_EPOCHS
     if len(args.hidden) < 2 or min(args.hidden) < 1 or epochs < 1:
         parser.error("need two or more positive --hidden sizes (the black box sits before layer 2) and --epochs >= 1")
