@@ -117,6 +117,21 @@ def test_results_older_than_their_code_are_marked_stale(results, tmp_path):
     assert "**Stale:** forward_forward changed since this run" in (folder / "RESULTS.md").read_text()
 
 
+def test_a_merged_result_is_stale_when_any_of_its_parts_ran_older_code(results, tmp_path):
+    """A merge takes its newest part's provenance: a part run before a change must still show."""
+    folder = copy_of(results, tmp_path)
+    result = json.loads((folder / "ff_vs_bp_digits.json").read_text())
+    part = {"command": result["command"], "date": result["date"], "seeds": result["seeds"], "ran_on": "CPU",
+            "code_sha256": dict(result["code_sha256"])}
+    (folder / "ff_vs_bp_digits.json").write_text(json.dumps({**result, "parts": [part, part]}))
+    write_report(folder, None)
+    assert "**Stale:**" not in (folder / "RESULTS.md").read_text()
+    older = {**part, "code_sha256": {**part["code_sha256"], "brainlearn.algorithms.backprop": "0" * 16}}
+    (folder / "ff_vs_bp_digits.json").write_text(json.dumps({**result, "parts": [older, part]}))
+    write_report(folder, None)
+    assert "**Stale:** backprop changed since this run" in (folder / "RESULTS.md").read_text()
+
+
 def test_readme_block_is_rewritten_and_the_rest_kept(results, tmp_path):
     folder = copy_of(results, tmp_path)
     result = json.loads((folder / "ff_vs_bp_digits.json").read_text())

@@ -50,13 +50,15 @@ def load_result(path: Path) -> tuple[dict | None, str]:
 
 
 def stale_modules(result: dict) -> list[str]:
-    """The modules the result's numbers depend on that changed since it ran; for a result of no experiment (a
-    benchmark script's), every module it recorded."""
-    ran = result.get("code_sha256", {})
+    """The modules the result's numbers depend on that changed since it ran (since any of its parts ran, for a
+    result merged from parts); for a result of no experiment (a benchmark script's), every module it recorded."""
+    ran = [result.get("code_sha256", {})] + [part.get("code_sha256", {}) for part in result.get("parts", [])]
     experiment = BY_RESULT.get(result.get("benchmark"))
     known = {module.__name__: module for module in ALL_CODE}
-    now = code_hashes(experiment.code if experiment else tuple(known[name] for name in ran if name in known))
-    return [name.rsplit(".", 1)[-1] for name, digest in now.items() if name in ran and ran[name] != digest]
+    recorded = {name for hashes in ran for name in hashes}
+    now = code_hashes(experiment.code if experiment else tuple(known[name] for name in recorded if name in known))
+    return [name.rsplit(".", 1)[-1] for name, digest in now.items()
+            if any(name in hashes and hashes[name] != digest for hashes in ran)]
 
 
 # What a claim's `ours` or `differs` raises on a result that lacks what it reads

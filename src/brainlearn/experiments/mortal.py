@@ -148,8 +148,7 @@ def one_run(algorithm: str, backward: str, hidden: tuple[int, ...], data: Datase
     if diverged:
         run["diverged"] = diverged
     if black_box is not None and black_box.mode == "surrogate":
-        fit_errors = [e.item() for e in black_box.surrogate_errors]
-        run["surrogate_error"] = {"first": fit_errors[0], "last": fit_errors[-1]}
+        run["surrogate_error"] = {when: error.item() for when, error in black_box.surrogate_error.items()}
     return run
 
 
