@@ -299,8 +299,9 @@ def add_twin_arguments(parser: argparse.ArgumentParser, lr_help: str, full_help:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run of each per seed "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-    parser.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden layer sizes; another net than the "
-                        "preset's writes <result>_<dataset>-<sizes>.* (ff_vs_bp_mnist-500-500.json) beside its files")
+    parser.add_argument("--hidden", type=int, nargs="+",
+                        help="override the preset's hidden layer sizes; another net than the preset's writes "
+                             "<result>_<dataset>-<sizes>.* (ff_vs_bp_mnist-500-500.json) beside its files")
     parser.add_argument("--batch-size", type=int, help="(default: the preset's, else 100)")
     parser.add_argument("--lr", type=float, nargs=lr_nargs, help=f"{lr_help} (default: the preset's)")
     parser.add_argument("--bp-lr", type=float, help="the BP twin's Adam learning rate (default: the preset's)")

@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--full", action="store_true",
                         help="mnist only: the paper's net and budget (Hinton 2022: 4 hidden layers of 2000, 60 epochs)")
-    parser.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default: the preset's); another net writes "
-                        "ff_ablation_<dataset>-<sizes>.* beside the preset net's files")
+    parser.add_argument("--hidden", type=int, nargs="+",
+                        help="hidden layer sizes (default: the preset's); another net writes "
+                             "ff_ablation_<dataset>-<sizes>.* beside the preset net's files")
     parser.add_argument("--epochs", type=int, help="(default: the preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100, help="(default: %(default)s)")

@@ -281,7 +281,8 @@ def loss_comparison(result: dict) -> str:
 
 def setup(result: dict) -> str:
     """'Botchan, 500-500 hidden, 20 epochs, mean of 2 seed(s)': what a claim's figures come from."""
-    return f"Botchan, {net_label(result['ff_config']['hidden'])} hidden, {result['epochs']} epochs, mean of {len(result['seeds'])} seed(s)"
+    return (f"Botchan, {net_label(result['ff_config']['hidden'])} hidden, {result['epochs']} epochs, "
+            f"mean of {len(result['seeds'])} seed(s)")
 
 
 CLAIMS = (
