@@ -115,7 +115,7 @@ def test_the_benchmark_writes_its_result(tmp_path):
     first, second = (one["history"][-1] for one in result["runs"]["teacher forcing"]["seeds"])
     assert {"bits_goodness", "bits_softmax"} <= set(first) and first["bits_softmax"] > 0
     assert first != second  # each seed its own run
-    table = (tmp_path / "ff_sequence_botchan.md").read_text()
+    table = (tmp_path / "ff_sequence_botchan-16.md").read_text()
     assert "| FF, self-generated |" in table and "mean over seeds [0, 1]" in table
 
 
