@@ -197,7 +197,8 @@ def net_label(sizes) -> str:
 
 def net_description(result: dict, config: str) -> str:
     """"1000-1000 hidden, 30 epochs, 2 seed(s)": the net and budget of `result[config]`, for the claims."""
-    return f"{net_label(result[config]['hidden'])} hidden, {result['train_config']['epochs']} epochs, {len(result['seeds'])} seed(s)"
+    return (f"{net_label(result[config]['hidden'])} hidden, {result['train_config']['epochs']} epochs, "
+            f"{len(result['seeds'])} seed(s)")
 
 
 def speed_table(summary: dict, learner: str, twin: str) -> list[str]:
