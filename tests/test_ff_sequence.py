@@ -50,6 +50,18 @@ def test_generated_strings_start_with_the_real_characters(book):
     assert strings.shape == (3, 30) and torch.equal(strings[:, :5], book.train[:3, :5])
 
 
+def test_dreamed_negatives_are_the_windows_that_hold_a_generated_character(book):
+    """A string continued from its first 5 real symbols to 30 gives 25 negative windows: not its first window,
+    which is real text (positive data)."""
+    strings = book.train[:4, :30]
+    windows = model().dreamed_windows(strings)
+    assert windows.shape == (4 * 25, 5)
+    first_windows = {tuple(row) for row in strings[:, :5].tolist()}
+    assert not first_windows & {tuple(row) for row in windows.tolist()}
+    dreams = model().generate(strings[:, :5], 30)  # the same net, the same draws
+    assert sorted(windows.tolist()) == sorted(windows_of(dreams[:, 1:], 5).tolist())
+
+
 def test_a_sleep_block_uses_one_term_of_the_loss_each():
     """Positive-only steps raise the goodness of real windows; negative-only steps lower it of the negatives."""
     net = model(lr=1e-2)

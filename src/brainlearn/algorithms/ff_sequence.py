@@ -9,7 +9,8 @@ negative data are windows whose last character, or whole tail, the net itself pr
   prediction, sampled from its goodness-based distribution p(c | 9 real characters) = softmax_c(G(window_c) / T),
   G the goodness summed over the layers;
 * self-generated ("self-generated"): from the first 10 real characters of a string the net generates the next
-  90 itself, one sampled character at a time; the windows of that string are the negatives.
+  90 itself, one sampled character at a time; the windows of that string that hold a generated character are the
+  negatives (its first window is the real string's, positive data).
 
 The net predicts the next character as the candidate (of 30) whose window, 9 real characters + candidate, has
 the highest goodness; a softmax on its normalised hidden activities, with the last slot neutral (1/30 each),
@@ -141,6 +142,14 @@ class SequenceFF(nn.Module):
             strings = torch.cat([strings, next_symbols[:, None]], 1)
         return strings
 
+    @torch.no_grad()
+    def dreamed_windows(self, strings: torch.Tensor) -> torch.Tensor:
+        """The negatives of "self-generated", in random order: each string's first `context` symbols continued by
+        the net to the string's length, and every window of the result that holds a generated symbol."""
+        context = self.config.context
+        windows = windows_of(self.generate(strings[:, :context], strings.shape[1])[:, 1:], context)
+        return windows[torch.randperm(len(windows), generator=self.generator, device=self.device)]
+
     # ----- learning
 
     def learn(self, positive: torch.Tensor | None, negative: torch.Tensor | None) -> torch.Tensor:
@@ -211,16 +220,17 @@ def train(model: SequenceFF, strings: torch.Tensor, test_strings: torch.Tensor, 
         order = torch.randperm(len(positives_all), generator=model.generator, device=model.device)
         generated = None
         if config.negatives == "self-generated" and model.optimizers:  # this epoch's dreams: each string continued
-            generated = windows_of(model.generate(strings[:, :config.context], strings.shape[1]), config.context)
-            generated = generated[torch.randperm(len(generated), generator=model.generator, device=model.device)]
+            generated = model.dreamed_windows(strings)
         losses = []
         for index, batch in enumerate(order.split(batch_size)):
             positive = positives_all[batch]
             if not model.optimizers:  # the frozen baseline: only its softmax learns
                 losses.append(model.learn_readout(positive))
                 continue
-            negative = (generated[index * batch_size:(index + 1) * batch_size] if generated is not None
-                        else None)
+            negative = None
+            if generated is not None:  # a string has one dreamed window fewer than real ones: the last batch wraps
+                rows = index * batch_size + torch.arange(len(batch), device=model.device)
+                negative = generated[rows % len(generated)]
             if config.schedule == "interleaved":
                 if negative is None:
                     negative = model.teacher_forced(positive)
