@@ -6,7 +6,7 @@ import pytest
 
 from brainlearn.cli import main
 from brainlearn.experiments.common import experiment_data
-from brainlearn.report import README_END, README_START, write_report
+from brainlearn.report import README_END, README_START, stale_modules, write_report
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,15 @@ def test_results_older_than_their_code_are_marked_stale(results, tmp_path):
     (folder / "ff_vs_bp_digits.json").write_text(json.dumps(result))
     write_report(folder, None)
     assert "**Stale:** forward_forward changed since this run" in (folder / "RESULTS.md").read_text()
+
+
+def test_a_benchmark_scripts_stale_modules_come_in_the_same_order_every_time():
+    """A result of no experiment names every module it recorded; their order once followed a set's, which changes
+    with Python's hash seed, so each regenerated report reordered the list."""
+    modules = ["brainlearn.train", "brainlearn.hardware", "brainlearn.algorithms.forward_forward",
+               "brainlearn.algorithms.backprop", "brainlearn.algorithms.eqprop", "brainlearn.algorithms.dendritic"]
+    result = {"benchmark": "device_speed", "code_sha256": {name: "0" * 16 for name in modules}}
+    assert stale_modules(result) == [name.rsplit(".", 1)[-1] for name in sorted(modules)]
 
 
 def test_a_merged_result_is_stale_when_any_of_its_parts_ran_older_code(results, tmp_path):

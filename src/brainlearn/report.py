@@ -51,12 +51,13 @@ def load_result(path: Path) -> tuple[dict | None, str]:
 
 def stale_modules(result: dict) -> list[str]:
     """The modules the result's numbers depend on that changed since it ran (since any of its parts ran, for a
-    result merged from parts); for a result of no experiment (a benchmark script's), every module it recorded."""
+    result merged from parts); for a result of no experiment (a benchmark script's), every module it recorded, in
+    alphabetical order (the same report on every run)."""
     ran = [result.get("code_sha256", {})] + [part.get("code_sha256", {}) for part in result.get("parts", [])]
     experiment = BY_RESULT.get(result.get("benchmark"))
     known = {module.__name__: module for module in ALL_CODE}
     recorded = {name for hashes in ran for name in hashes}
-    now = code_hashes(experiment.code if experiment else tuple(known[name] for name in recorded if name in known))
+    now = code_hashes(experiment.code if experiment else tuple(known[name] for name in sorted(recorded) if name in known))
     return [name.rsplit(".", 1)[-1] for name, digest in now.items()
             if any(name in hashes and hashes[name] != digest for hashes in ran)]
 
