@@ -51,8 +51,8 @@ def load_result(path: Path) -> tuple[dict | None, str]:
 
 def stale_modules(result: dict) -> list[str]:
     """The modules the result's numbers depend on that changed since it ran (since any of its parts ran, for a
-    result merged from parts); for a result of no experiment (a benchmark script's), every module it recorded, in
-    alphabetical order (the same report on every run)."""
+    result merged from parts); for a result of no experiment (a benchmark script's), every module it recorded, sorted
+    by module name (the same report on every run)."""
     ran = [result.get("code_sha256", {})] + [part.get("code_sha256", {}) for part in result.get("parts", [])]
     experiment = BY_RESULT.get(result.get("benchmark"))
     known = {module.__name__: module for module in ALL_CODE}
