@@ -57,7 +57,8 @@ def stale_modules(result: dict) -> list[str]:
     experiment = BY_RESULT.get(result.get("benchmark"))
     known = {module.__name__: module for module in ALL_CODE}
     recorded = {name for hashes in ran for name in hashes}
-    now = code_hashes(experiment.code if experiment else tuple(known[name] for name in sorted(recorded) if name in known))
+    modules = experiment.code if experiment else tuple(known[name] for name in sorted(recorded) if name in known)
+    now = code_hashes(modules)
     return [name.rsplit(".", 1)[-1] for name, digest in now.items()
             if any(name in hashes and hashes[name] != digest for hashes in ran)]
 
