@@ -62,6 +62,20 @@ def test_dreamed_negatives_are_the_windows_that_hold_a_generated_character(book)
     assert sorted(windows.tolist()) == sorted(windows_of(dreams[:, 1:], 5).tolist())
 
 
+def test_fresh_dreams_are_as_many_negatives_as_asked_from_as_few_strings_as_give_them(book):
+    """30-symbol strings continued from 5 real symbols give 25 dreamed windows each: 60 negatives take 3 strings,
+    none of them a string's real first window, each window one of the dreamed strings' (the same draws)."""
+    strings = book.train[:, :30]
+    negatives = model().fresh_dreams(strings, 60)
+    assert negatives.shape == (60, 5)
+    first_windows = {tuple(row) for row in strings[:, :5].tolist()}
+    assert not first_windows & {tuple(row) for row in negatives.tolist()}
+    net = model()
+    picks = torch.randint(len(strings), (3,), generator=net.generator)
+    dreamed = {tuple(row) for row in windows_of(net.generate(strings[picks, :5], 30)[:, 1:], 5).tolist()}
+    assert {tuple(row) for row in negatives.tolist()} <= dreamed
+
+
 def test_a_sleep_block_uses_one_term_of_the_loss_each():
     """Positive-only steps raise the goodness of real windows; negative-only steps lower it of the negatives."""
     net = model(lr=1e-2)
@@ -80,7 +94,9 @@ def test_a_sleep_block_uses_one_term_of_the_loss_each():
     assert awake > start and total_goodness() < awake
 
 
-@pytest.mark.parametrize("changes", [{}, {"negatives": "self-generated"}, {"schedule": "separated", "block": 3}])
+@pytest.mark.parametrize("changes", [{}, {"negatives": "self-generated"},
+                                     {"negatives": "self-generated", "dream_every": "epoch"},
+                                     {"schedule": "separated", "block": 3}])
 def test_ff_learns_to_predict_the_next_character(book, changes):
     net = model(lr=3e-3, **changes)
     test_windows = windows_of(book.test, 5)
@@ -99,7 +115,7 @@ def test_the_frozen_baseline_trains_only_its_softmax(book):
 
 def test_config_is_checked():
     for bad in (dict(context=1), dict(lr=0), dict(block=0), dict(temperature=0), dict(negatives="dreams"),
-                dict(schedule="nap")):
+                dict(schedule="nap"), dict(dream_every="night")):
         with pytest.raises(ValueError):
             SequenceFFConfig(**bad)
 
