@@ -40,10 +40,10 @@ oscillate: at 3 x 1000 the error by goodness swung between 83% and 96% over 6 ep
 300-500-500 with T = 2.5 for the dreams between 79% and 96% over 13. Dreamed afresh for every step, both stayed
 stable: 3 x 1000 reached 70.99% after 6 epochs, and T = 2.5 70.25% after 14. At 300-500-500 and T = 5, where
 "epoch" is stable, "step" is a little better: 73.27% against 75.77% after 6 epochs (seed 0), and in the benchmark
-(`benchmarks/results/ff_sequence_botchan.md`, 20 epochs, seeds 0 and 1) 69.24% against 70.67%. Hence "step" by
-default. It costs time, as its dreams come in small batches (90 sampling passes of 2 strings for every minibatch):
-at 300-500-500 on a 2-core CPU, 21.1 s per epoch against 12.5 s in the benchmark (2 threads), 31 s against 24 s
-at 1 thread.
+(20 epochs, seeds 0 and 1) 69.24% (`benchmarks/results/ff_sequence_botchan.md`) against 70.67% in its run with
+"epoch" (that file's version of 27 November, 16:05). Hence "step" by default. It costs time, as its dreams come in
+small batches (90 sampling passes of 2 strings for every minibatch): at 300-500-500 on a 2-core CPU, 20.0-21.1 s
+per epoch (runs of the benchmark, 2 threads) against 12.5 s, 31 s against 24 s at 1 thread.
 """
 
 from __future__ import annotations
