@@ -26,8 +26,10 @@ from .experiments import EXPERIMENTS
 from .experiments.ff_sequence import generate_text, load_model
 from .distributed import DistributedError
 from .runfolder import CHECKPOINT, RunFolderError, check_usable, os_problem
-from .train import (DivergedError, TrainConfig, chance_warning, check_fits, check_resumable, config_from_dict, fit,
-                    learner_from_file, load_checkpoint, make_learner)
+from .train import (DivergedError, TrainConfig, chance_warning, check_fits, check_resumable,
+                    config_from_dict, fit, learner_from_file, load_checkpoint, make_learner)
+
+TEST_HEADLINES = ("error", "log_likelihood")  # what `train` prints of the last test: an RBM has no error
 
 EPILOG = """examples:
   brainlearn train ff --dataset digits --epochs 30 --run-dir runs/ff
@@ -220,7 +222,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     history = fit(learner, data, train_config, run_dir=args.run_dir, resume=args.resume, world=world,
                   overwrite=args.overwrite)
     if world.is_main:
-        print({k: v for k, v in history[-1].items() if k.startswith("error")})
+        print({k: v for k, v in history[-1].items() if k.startswith(TEST_HEADLINES)})
         warning = chance_warning(history, data.n_classes)
         if warning:
             print(f"brainlearn: warning: {warning}", file=sys.stderr)
@@ -291,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             learner, data = open_trained(args, parser)
             learner.eval()
-            errors = learner.evaluate(data.x_test, data.y_test, full=True)
-            for method, error in errors.items():
-                print(f"{method}: {100 * error:.2f}% ({data.name} test set, {len(data.y_test)} images)")
+            metrics = learner.evaluate(data.x_test, data.y_test, full=True)
+            for name, value in metrics.items():
+                shown = f"{100 * value:.2f}%" if name.startswith("error") else f"{value:.4g}"
+                print(f"{name}: {shown} ({data.name} test set, {len(data.y_test)} images)")
         elif args.command == "dream":
             run_dream(args, parser)
         elif args.command == "generate":

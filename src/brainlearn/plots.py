@@ -12,13 +12,14 @@ import torch  # noqa: E402
 
 
 def learning_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: str, xlabel: str = "epoch",
-                    ylabel: str = "test error (%)", scale: float = 100.0) -> Path:
-    """curves: label -> [(epoch, test error), ...], drawn on a log scale (values times `scale`)."""
+                    ylabel: str = "test error (%)", scale: float = 100.0, yscale: str = "log") -> Path:
+    """curves: label -> [(epoch, test error), ...], drawn on a log scale (values times `scale`); `yscale`
+    "linear" for values that can be negative (log-likelihoods)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, points in curves.items():
         epochs, errors = zip(*points)
         ax.plot(epochs, [scale * e for e in errors], marker="o", markersize=3, label=label)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale="log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, yscale=yscale)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

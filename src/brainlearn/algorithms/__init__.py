@@ -6,12 +6,13 @@ from .boltzmann import DeepBeliefNet, DeepBeliefNetConfig
 from .dendritic import DendriticConfig, DendriticMicrocircuit
 from .eqprop import EquilibriumProp, EquilibriumPropConfig
 from .forward_forward import ForwardForward, ForwardForwardConfig
+from .rbm import RBMConfig, RestrictedBoltzmannMachine
 from .recurrent_ff import RecurrentFF, RecurrentFFConfig
 
 ALGORITHMS: dict[str, type[Learner]] = {
-    cls.name: cls for cls in (ForwardForward, RecurrentFF, Backprop, DeepBeliefNet, EquilibriumProp,
-                                DendriticMicrocircuit)}
+    cls.name: cls for cls in (ForwardForward, RecurrentFF, Backprop, DeepBeliefNet, RestrictedBoltzmannMachine,
+                                EquilibriumProp, DendriticMicrocircuit)}
 
 __all__ = ["ALGORITHMS", "Backprop", "BackpropConfig", "DeepBeliefNet", "DeepBeliefNetConfig", "DendriticConfig", "DendriticMicrocircuit",
            "EquilibriumProp", "EquilibriumPropConfig", "ForwardForward", "ForwardForwardConfig", "Learner",
-           "RecurrentFF", "RecurrentFFConfig"]
+           "RBMConfig", "RecurrentFF", "RecurrentFFConfig", "RestrictedBoltzmannMachine"]

@@ -13,12 +13,12 @@
 A new experiment is one new module and one line below.
 """
 
-from . import (dbn_vs_bp, dendritic_vs_bp, eqprop_vs_bp, ff_ablation, ff_jitter, ff_sequence, ff_vs_bp, local_speed, local_vs_bp, mortal, rff_vs_bp,
-               scaling, wave_vs_irnn)
+from . import (dbn_vs_bp, dendritic_vs_bp, eqprop_vs_bp, ff_ablation, ff_jitter, ff_sequence, ff_vs_bp, local_speed, local_vs_bp, mortal,
+               rbm_ais, rff_vs_bp, scaling, wave_vs_irnn)
 from .common import Claim, Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {module.EXPERIMENT.name: module.EXPERIMENT for module in (
-    ff_vs_bp, ff_ablation, ff_jitter, ff_sequence, rff_vs_bp, local_vs_bp, dbn_vs_bp, eqprop_vs_bp, dendritic_vs_bp, wave_vs_irnn,
+    ff_vs_bp, ff_ablation, ff_jitter, ff_sequence, rff_vs_bp, local_vs_bp, dbn_vs_bp, rbm_ais, eqprop_vs_bp, dendritic_vs_bp, wave_vs_irnn,
     mortal, scaling, local_speed)}
 
 BY_RESULT: dict[str, Experiment] = {experiment.result: experiment for experiment in EXPERIMENTS.values()}

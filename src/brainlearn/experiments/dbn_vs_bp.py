@@ -183,12 +183,6 @@ CLAIMS = (
           differs=lambda r: None if r["summary"]["dream_agreement"] >= 0.9 else (
               "chains started from noise stay in modes of other labels; no up-down fine-tuning"),
           reproduced_when=">= 90% of dreams read as the clamped label"),
-    Claim("Boltzmann machines", "Test log-likelihood of an RBM with 500 hidden units on binarised MNIST, by AIS",
-          "-86 nats (CD-25)", "Salakhutdinov & Murray 2008", "dbn_vs_bp_mnist", MNIST_COMMAND,
-          ours=lambda r: f"{r['summary']['rbm1_test_log_likelihood']:.1f} nats (first RBM of the DBN)",
-          differs=lambda r: None if r["summary"]["rbm1_test_log_likelihood"] >= -91 else (
-              f"our RBM is trained with CD-{r['dbn_config']['cd_k']} as the DBN's first layer, not CD-25 alone"),
-          reproduced_when="within 5 nats"),
 )
 
 EXPERIMENT = Experiment(
