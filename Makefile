@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/ff_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/dbn_vs_bp.py --data-dir ../shared/data
+	$(BIN)/brainlearn bench rbm-ais --dataset mnist --data-dir ../shared/data
 	$(BIN)/python benchmarks/eqprop_vs_bp.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/recurrent_ff.py --data-dir ../shared/data
 	$(BIN)/python benchmarks/ff_jitter.py --data-dir ../shared/data

@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import load_file
 
 from brainlearn.algorithms import (Backprop, BackpropConfig, DeepBeliefNet, DeepBeliefNetConfig, EquilibriumProp,
-                                   EquilibriumPropConfig, ForwardForward, ForwardForwardConfig, RecurrentFF,
-                                   RecurrentFFConfig)
+                                   EquilibriumPropConfig, ForwardForward, ForwardForwardConfig, RBMConfig,
+                                   RecurrentFF, RecurrentFFConfig, RestrictedBoltzmannMachine)
 from brainlearn.cli import main
 from brainlearn.probe import probe_to_files, record, tuning_curves
 
@@ -43,6 +43,10 @@ def test_every_learner_is_probed_with_its_layers_and_iterations():
     rff = RecurrentFF(16, 4, RecurrentFFConfig(hidden=(6, 7), iterations=5, test_window=(2, 3)))
     video = record(rff, x)
     assert video["layer1"].shape == (5, 5, 6) and video["layer2"].shape == (5, 5, 7)
+    rbm = RestrictedBoltzmannMachine(16, 4, RBMConfig(hidden=(6,)))
+    features = record(rbm, x)
+    assert list(features) == ["layer1"]
+    assert torch.equal(features["layer1"][0], rbm.rbm.hidden_probs((x > 0.5).float()))
 
 
 def test_bad_layer_or_unit_is_refused():

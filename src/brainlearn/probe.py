@@ -12,6 +12,7 @@ What counts as a layer's activity, per learner:
           from the top RBM's free energies
   eqprop  the state of each hidden layer and of the output after every free-phase step
   rff     the state of each hidden layer after every step of a video with the neutral label
+  rbm     hidden-unit probabilities given the binarised image
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from . import plots
-from .algorithms import Backprop, DeepBeliefNet, EquilibriumProp, ForwardForward, RecurrentFF
+from .algorithms import (Backprop, DeepBeliefNet, EquilibriumProp, ForwardForward, RecurrentFF,
+                         RestrictedBoltzmannMachine)
 from .algorithms.base import Learner
+from .algorithms.rbm import binarised
 
 
 @singledispatch
@@ -71,6 +74,11 @@ def _(learner: DeepBeliefNet, x: torch.Tensor) -> dict[str, torch.Tensor]:
     out[f"layer{len(learner.rbms)}"] = (label_probs[:, :, None] * per_label).sum(1)[None]
     out["labels"] = label_probs[None]
     return out
+
+
+@layer_activities.register
+def _(learner: RestrictedBoltzmannMachine, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"layer1": learner.rbm.hidden_probs(binarised(x))[None]}
 
 
 @layer_activities.register

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run per seed and k "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-    parser.add_argument("--hidden", type=int, help="override the preset's hidden units")
+    parser.add_argument("--hidden", type=int, nargs=1, help="override the preset's hidden units")
     parser.add_argument("--lr", type=float, help="SGD learning rate (default: the preset's)")
     parser.add_argument("--cd-k", type=int, nargs="+", help="the k of each CD-k to run (default: the preset's)")
     parser.add_argument("--eval-every", type=int, help="epochs between AIS estimates (default: the preset's)")
@@ -54,7 +54,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
         parser.error(f"no preset for --dataset {args.dataset} here; choose one of {', '.join(PRESETS)}")
     device_or_usage_error(args.device, parser)
     preset = PRESETS[args.dataset]
-    given = {"epochs": args.epochs, "hidden": args.hidden and (args.hidden,), "lr": args.lr,
+    given = {"epochs": args.epochs, "hidden": args.hidden and tuple(args.hidden), "lr": args.lr,
              "cd_k": args.cd_k and tuple(args.cd_k), "eval_every": args.eval_every}
     chosen = {**preset, **{key: value for key, value in given.items() if value is not None}}
     if len(set(chosen["cd_k"])) != len(chosen["cd_k"]):
