@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from brainlearn.algorithms import EquilibriumPropConfig
+from brainlearn.algorithms import EquilibriumPropConfig, RBMConfig
 from brainlearn.runfolder import CHECKPOINT
 from brainlearn.train import TrainConfig, fit, load_checkpoint, make_learner
 
@@ -33,7 +33,7 @@ def test_deterministic_learners_take_the_same_steps_on_cpu_and_cuda(algorithm, d
 
 
 @pytest.mark.parametrize("algorithm, first_loss", [("ff", "loss_classifier"), ("rff", "loss_classifier"),
-                                                   ("dbn", "loss")])
+                                                   ("dbn", "loss"), ("rbm", "loss")])
 def test_sampling_learners_start_with_the_same_loss_on_cpu_and_cuda(algorithm, first_loss, digits):
     cpu = step_losses(algorithm, None, digits, "cpu", steps=1)[0]
     cuda = step_losses(algorithm, None, digits, "cuda", steps=1)[0]
@@ -48,6 +48,13 @@ def test_every_learner_trains_on_cuda_through_the_loop(algorithm, digits):
     assert history[-1]["loss"] < history[0]["loss"]
     if algorithm != "dbn":  # the default DBN is still at chance after 3 epochs of the digits, on the CPU too
         assert min(v for k, v in history[-1].items() if k.startswith("error")) < 0.5  # chance is 0.9
+
+
+def test_an_rbm_learns_on_cuda_and_estimates_its_likelihood_there(digits):
+    learner = make_learner("rbm", digits.n_features, digits.n_classes, RBMConfig(hidden=(100,), ais_steps=1000), seed=0)
+    history = fit(learner, digits, TrainConfig(epochs=3, batch_size=50, device="cuda"), progress=False)
+    assert learner.device.type == "cuda" and learner.pixel_sums.device.type == "cuda"
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["log_likelihood"] < 0
 
 
 def test_a_run_resumes_across_devices(digits, tmp_path):

@@ -85,6 +85,25 @@ def test_ais_starts_from_the_pixel_means_of_the_images_learned_on():
     assert torch.allclose(learner.pixel_sums / learner.images_seen, expected)
 
 
+def test_momentum_stays_at_one_half_unless_a_switch_is_asked_for():
+    data = prototype_data()
+    for warmup, last in ((0, 0.5), (40, 0.9)):
+        learner = make_learner("rbm", 12, 2, RBMConfig(hidden=(8,), momentum_warmup_steps=warmup), seed=0)
+        fit(learner, data, TrainConfig(epochs=2, batch_size=20, eval_every=0), progress=False)  # 60 updates
+        assert learner.optimizers[0].param_groups[0]["momentum"] == last
+
+
+def test_dreams_are_images_the_machine_finds_likely():
+    """After learning the two prototypes, the machine's dreams sit near one of them."""
+    data = prototype_data()
+    learner, _, _ = trained("cd", 1, data)
+    dreams = learner.dream(50, steps=200, generator=torch.Generator().manual_seed(0))
+    assert dreams.shape == (50, 12) and 0 <= dreams.min() and dreams.max() <= 1
+    prototypes = torch.tensor([[1.0] * 6 + [0.0] * 6, [0.0] * 6 + [1.0] * 6])
+    nearest = torch.cdist((dreams > 0.5).float(), prototypes, p=1).min(1).values  # pixels off the nearest prototype
+    assert nearest.mean() < 1.5  # random pixels: 6 (about 3.6 from the nearer one)
+
+
 def test_config_and_predict_say_what_is_wrong():
     with pytest.raises(ValueError, match="one hidden layer"):
         RBMConfig(hidden=(10, 10))
@@ -92,6 +111,8 @@ def test_config_and_predict_say_what_is_wrong():
         RBMConfig(sleep="dream")
     with pytest.raises(ValueError, match="cd_k"):
         RBMConfig(cd_k=0)
+    with pytest.raises(ValueError, match="momentum_warmup_steps"):
+        RBMConfig(momentum_warmup_steps=-1)
     learner = make_learner("rbm", 12, 2, RBMConfig(hidden=(4,)), seed=0)
     with pytest.raises(NotImplementedError, match="does not classify"):
         learner.predict(torch.zeros(1, 12))
@@ -106,6 +127,12 @@ def test_train_and_eval_report_the_log_likelihood_in_nats(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     shown = next(line for line in lines if line.startswith("log_likelihood: "))
     assert "%" not in shown and float(shown.split()[1]) < 0
+    assert main(["dream", str(run_dir / "checkpoint.pt"), "--count", "4", "--steps", "20", "--out",
+                 str(tmp_path / "dreams.png")]) == 0
+    assert (tmp_path / "dreams.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as error:
+        main(["dream", str(run_dir / "checkpoint.pt"), "--label", "3"])
+    assert error.value.code == 2 and "no label units" in capsys.readouterr().err
 
 
 def test_the_benchmark_writes_each_k_and_its_curve_and_the_claim_reads_them(tmp_path):
@@ -118,7 +145,7 @@ def test_the_benchmark_writes_each_k_and_its_curve_and_the_claim_reads_them(tmp_
         assert [epoch for epoch, _ in rbm_ais.log_likelihood_curve(result, k)] == [1, 2]
         assert result["runs"][0][f"cd{k}"]["final"]["log_likelihood"] == result["summary"][f"cd{k}_log_likelihood"]
         assert math.isfinite(result["summary"][f"cd{k}_log_likelihood"])
-    assert (out / "rbm_ais_digits-16_curves.png").exists()
+    assert (out / "rbm_ais_digits-16_curves.png").exists() and (out / "rbm_ais_dreams_digits-16.png").exists()
     assert "| CD-3 |" in (out / "rbm_ais_digits-16.md").read_text()
     (claim,) = rbm_ais.CLAIMS
     assert claim.ours(result).startswith("CD-1 ") and "16 hidden, 2 epochs, 1 seed(s)" in claim.ours(result)

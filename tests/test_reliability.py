@@ -95,7 +95,7 @@ CASES = [
     ("eval a file that is not safetensors", lambda t, r: ["eval", str(garbage(t, r))], 1, "not a readable"),
     ("eval a missing file", lambda t, r: ["eval", str(t / "missing.pt")], 1, "No such file"),
     ("eval a folder", lambda t, r: ["eval", str(r)], 1, "Is a directory"),
-    ("dream from a bp run", lambda t, r: ["dream", str(r / CHECKPOINT)], 2, "needs a 'dbn' one"),
+    ("dream from a bp run", lambda t, r: ["dream", str(r / CHECKPOINT)], 2, "needs a 'dbn' or 'rbm' one"),
     ("bad device name", lambda t, r: ["train", "bp", "--device", "tpu", "--run-dir", str(t / "r")], 2, "device"),
 ]
 if not torch.cuda.is_available():

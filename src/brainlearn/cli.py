@@ -74,12 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         experiment.add_arguments(benchmarks.add_parser(name, help=experiment.help, description=experiment.description,
                                                        formatter_class=argparse.RawDescriptionHelpFormatter))
 
-    dream = commands.add_parser("dream", help="clamp a label on a trained deep belief net and let it generate digits")
+    dream = commands.add_parser("dream", help="clamp a label on a trained deep belief net and let it generate digits "
+                                              "(or let a lone RBM generate images)")
     dream.add_argument("checkpoint", type=Path, nargs="?", default=Path("runs/dbn/checkpoint.pt"),
-                       help="a checkpoint of `brainlearn train dbn` (default: %(default)s)")
-    dream.add_argument("--label", type=int, nargs="+", default=None, help="labels to clamp (default: all)")
+                       help="a checkpoint of `brainlearn train dbn` or `train rbm` (default: %(default)s)")
+    dream.add_argument("--label", type=int, nargs="+", default=None,
+                       help="labels to clamp (default: all; an RBM has none)")
     dream.add_argument("--count", type=int, default=10, help="dreams per label (default: %(default)s)")
-    dream.add_argument("--steps", type=int, default=1000, help="Gibbs steps in the top RBM (default: %(default)s)")
+    dream.add_argument("--steps", type=int, default=1000,
+                       help="Gibbs steps in the top RBM, or the RBM (default: %(default)s)")
     dream.add_argument("--start-temperature", type=float, default=2.0,
                        help="temperature the chain starts at, cooling to 1 over its first half "
                             "(1: no annealing; default: %(default)s)")
@@ -230,6 +233,20 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     return 0
 
 
+def dream_without_labels(learner, args: argparse.Namespace, parser: argparse.ArgumentParser,
+                         device: torch.device) -> None:
+    """`brainlearn dream` for an RBM: --count images in one row, no label clamped."""
+    if args.label is not None:
+        parser.error(f"{args.checkpoint} holds an 'rbm' run, which has no label units: drop --label")
+    if args.count < 1 or args.steps < 1 or args.start_temperature < 1:
+        parser.error("need --count >= 1, --steps >= 1 and --start-temperature >= 1")
+    dreams = learner.dream(args.count, args.steps, torch.Generator(device).manual_seed(args.seed),
+                           args.start_temperature).cpu()
+    side = math.isqrt(learner.n_inputs)
+    plots.image_grid(dreams.view(1, args.count, -1), (side, side), args.out,
+                     f"Dreams after {args.steps} Gibbs steps from T = {args.start_temperature:g}")
+
+
 def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """(learner, data set) for eval and probe: the data set it was trained on unless --dataset names one, checked
     against the learner's sizes."""
@@ -246,8 +263,11 @@ def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     device = device_or_usage_error(args.device, parser)
     learner, _ = learner_from_file(args.checkpoint, device)
-    if learner.name != "dbn":
-        parser.error(f"{args.checkpoint} holds a {learner.name!r} run; dreaming needs a 'dbn' one")
+    if learner.name not in ("dbn", "rbm"):
+        parser.error(f"{args.checkpoint} holds a {learner.name!r} run; dreaming needs a 'dbn' or 'rbm' one")
+    if learner.name == "rbm":
+        dream_without_labels(learner, args, parser, device)
+        return
     labels = args.label if args.label is not None else list(range(learner.n_classes))
     if (args.count < 1 or args.steps < 1 or args.start_temperature < 1
             or not all(0 <= label < learner.n_classes for label in labels)):

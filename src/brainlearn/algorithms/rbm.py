@@ -11,8 +11,11 @@ the deep belief net; the net learns it as a stack, on grey pixels, beside the la
     sleep: k steps of alternating Gibbs sampling, h ~ p(h|v), v ~ p(v|h),      -> <v h>_sleep
            from the data (CD-k, Hinton 2002) or from persistent chains (PCD-k, Tieleman 2008)
     dW = <v h>_wake - <v h>_sleep,  db = <v>_wake - <v>_sleep,  dc = <h>_wake - <h>_sleep
-applied by SGD with momentum (0.5 for the first `momentum_warmup_steps` updates, then 0.9) and weight decay
-on W, as in Hinton's practical guide (2010).
+applied by SGD with momentum 0.5 and weight decay on W, as in Hinton's practical guide (2010). The guide raises
+the momentum to 0.9 after a while (`momentum_warmup_steps`); by default it stays at 0.5 here: in rbm-ais
+(784-500, lr 0.05, 2 seeds) the switch at update 3000 was followed by a fall of the test log-likelihood from
+-86.65 nats to -110.61 five epochs later for CD-25, and from -106.76 to -137.23 for CD-1, as log Z grew from
+about 720 to 820 and 810 to 1270 (benchmarks/results/logs/rbm_ais_momentum_0.9_after_3000_steps.md).
 
 Its test metric is the average log-probability of the binarised test images,
     log p(v) = -F(v) - log Z,   F(v) = -b.v - sum_j softplus(c_j + v W_j),
@@ -22,7 +25,8 @@ over every image the machine has learned on): the base model sets the estimate's
 AIS estimates Z itself without bias, so the log of the estimate tends to come out low and the log-likelihood
 high. With 14,500 distributions and 100 runs one evaluation takes about a minute on 2 CPU cores for 784-500;
 `--eval-every` sets how often it runs. The training loss is the reconstruction error of the pixels, a progress
-signal, not what CD minimises. There are no label units: the machine does not classify.
+signal, not what CD minimises. There are no label units: the machine does not classify; it dreams images
+(`dream`: a Gibbs chain from noise, annealed as the deep belief net's).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .base import Learner, in_chunks, layer_sizes
-from .boltzmann import RBM, ais_betas, ais_log_partition
+from .boltzmann import RBM, ais_betas, ais_log_partition, annealing
 
 
 @dataclass
@@ -45,8 +49,8 @@ class RBMConfig:
         "help": "where the sleep phase starts: 'cd' from the data, 'pcd' from persistent chains"})
     chains: int = field(default=100, metadata={"help": "persistent sleep chains (pcd)"})
     weight_decay: float = field(default=2e-4, metadata={"help": "L2 weight cost on the weights (not biases)"})
-    momentum_warmup_steps: int = field(default=3000, metadata={
-        "help": "updates at momentum 0.5 before switching to 0.9 (Hinton's guide)"})
+    momentum_warmup_steps: int = field(default=0, metadata={
+        "help": "updates at momentum 0.5 before switching to 0.9 (Hinton's guide: 3000 or so); 0: never switch"})
     ais_steps: int = field(default=14500, metadata={
         "help": "intermediate distributions of each AIS estimate of log Z (Salakhutdinov & Murray: 14,500)"})
     ais_runs: int = field(default=100, metadata={"help": "AIS runs averaged per estimate"})
@@ -55,10 +59,10 @@ class RBMConfig:
         self.hidden = layer_sizes(self.hidden)
         if len(self.hidden) != 1:
             raise ValueError(f"an RBM has one hidden layer, got hidden={self.hidden}")
-        if (self.lr <= 0 or self.cd_k < 1 or self.chains < 1 or self.weight_decay < 0 or self.ais_steps < 2
-                or self.ais_runs < 2):
-            raise ValueError("need lr > 0, cd_k >= 1, chains >= 1, weight_decay >= 0, ais_steps >= 2 and "
-                             "ais_runs >= 2")
+        if (self.lr <= 0 or self.cd_k < 1 or self.chains < 1 or self.weight_decay < 0
+                or self.momentum_warmup_steps < 0 or self.ais_steps < 2 or self.ais_runs < 2):
+            raise ValueError("need lr > 0, cd_k >= 1, chains >= 1, weight_decay >= 0, momentum_warmup_steps >= 0, "
+                             "ais_steps >= 2 and ais_runs >= 2")
         if self.sleep not in ("cd", "pcd"):
             raise ValueError("sleep must be 'cd' or 'pcd'")
 
@@ -90,8 +94,9 @@ class RestrictedBoltzmannMachine(Learner):
     @torch.no_grad()
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         (optimizer,) = self.optimizers
+        warmup = self.config.momentum_warmup_steps
         for group in optimizer.param_groups:
-            group["momentum"] = 0.5 if self.steps < self.config.momentum_warmup_steps else 0.9
+            group["momentum"] = 0.9 if warmup and self.steps >= warmup else 0.5
         v = binarised(x)
         self.pixel_sums += v.sum(0, dtype=torch.float64)
         self.images_seen += len(v)
@@ -105,6 +110,16 @@ class RestrictedBoltzmannMachine(Learner):
         self.rbm.wake_sleep_step(optimizer, v, h, sleep_probs)
         self.steps += 1
         return {"loss": loss}
+
+    @torch.no_grad()
+    def dream(self, count: int, steps: int = 1000, generator: torch.Generator | None = None,
+              start_temperature: float = 2.0) -> torch.Tensor:
+        """`count` images (pixel probabilities) the machine generates: a Gibbs chain from random pixels, from
+        `start_temperature` cooled to 1 over its first half (see `boltzmann.annealing`)."""
+        generator = generator or self.generator
+        v = torch.bernoulli(torch.full((count, self.n_inputs), 0.5, device=self.device), generator=generator)
+        probs, _ = self.rbm.gibbs(v, steps, generator, inverse_temperatures=annealing(steps, start_temperature))
+        return probs
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("an RBM learned without labels does not classify; it reports its test "

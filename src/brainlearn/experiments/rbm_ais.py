@@ -9,6 +9,8 @@ grey pixels, beside the layers above it.
 
 There is no backprop twin: backprop has no counterpart of an RBM's likelihood at this size. The estimate is
 repeated every few epochs (`--eval-every`): the curve shows whether the likelihood still rises at the end.
+Momentum stays at 0.5 (the learner's default; see `algorithms/rbm.py` for what the switch to 0.9 did). The last
+seed's machines dream a row of images each.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from .. import cuda_graphs, plots, train
 from ..algorithms import RBMConfig, boltzmann, rbm
 from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
@@ -26,7 +30,7 @@ from ..train import TrainConfig
 from .common import Claim, Experiment, environment, experiment_data, run_seeds
 
 PRESETS = {
-    "digits": {"hidden": (100,), "epochs": 30, "lr": 0.05, "cd_k": (1, 25), "eval_every": 5},
+    "digits": {"hidden": (100,), "epochs": 50, "lr": 0.05, "cd_k": (1, 25), "eval_every": 50},
     "mnist": {"hidden": (500,), "epochs": 20, "lr": 0.05, "cd_k": (1, 25), "eval_every": 5},
 }
 PAPER_CD25_NATS = -86.34  # Salakhutdinov & Murray 2008, CD25(500) on the MNIST test images
@@ -72,25 +76,31 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
 
 
 def run(data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dict[int, RBMConfig], out_dir: Path,
-        command: str, progress: bool = True, keep_runs: bool = False) -> dict:
+        command: str, progress: bool = True, keep_runs: bool = False, dreams: int = 10, dream_steps: int = 1000) -> dict:
     """One RBM per k in `configs` ({k: its config}) and seed, each trained through the loop; the AIS estimates
-    come from its test evaluations."""
+    come from its test evaluations. The last seed's machines dream `dreams` images each, for the figure."""
     started = environment()
-    runs = [{"seed": seed} for seed in seeds]
+    runs, images = [{"seed": seed} for seed in seeds], []
     for k, config in configs.items():
-        for merged, run in zip(runs, run_seeds(f"rbm_ais_cd{k}", data, seeds, train_config, {"rbm": config}, out_dir,
-                                               progress, keep_runs)[0]):
+        per_seed, learners = run_seeds(f"rbm_ais_cd{k}", data, seeds, train_config, {"rbm": config}, out_dir, progress,
+                                       keep_runs)
+        for merged, run in zip(runs, per_seed):
             last = run["rbm"]["history"][-1]
             run["rbm"]["final"] = {key: last[key] for key in ("log_likelihood", "log_z", "log_z_standard_error",
                                                               "reconstruction")}
             merged[f"cd{k}"] = run["rbm"]
+        images.append(learners["rbm"].dream(dreams, dream_steps, torch.Generator().manual_seed(seeds[-1])))
     summary = {}
     for k in configs:
         summary[f"cd{k}_log_likelihood"] = statistics.mean(r[f"cd{k}"]["final"]["log_likelihood"] for r in runs)
         summary[f"cd{k}_seconds_per_epoch"] = statistics.mean(r[f"cd{k}"]["seconds_per_epoch"] for r in runs)
-    return EXPERIMENT.write(data.name, command, started, seeds, asdict(train_config),
-                            {"cd_k": list(configs), "rbm_config": asdict(next(iter(configs.values()))),
-                             "summary": summary, "runs": runs}, out_dir)
+    result = EXPERIMENT.write(data.name, command, started, seeds, asdict(train_config),
+                              {"cd_k": list(configs), "rbm_config": asdict(next(iter(configs.values()))),
+                               "summary": summary, "runs": runs}, out_dir)
+    plots.image_grid(torch.stack(images), data.image_shape, EXPERIMENT.trained_net_figure(0, out_dir, data.name),
+                     f"Dreams after {dream_steps} Gibbs steps, annealed from T = 2 (seed {seeds[-1]})",
+                     row_labels=[f"CD-{k}" for k in configs])
+    return result
 
 
 def log_likelihood_curve(result: dict, k: int) -> list[tuple[int, float]]:
@@ -168,4 +178,6 @@ EXPERIMENT = Experiment(
     name="rbm-ais", result="rbm_ais",
     help="an RBM learned alone by CD-k: test log-likelihood by AIS", description=__doc__,
     code=(rbm, boltzmann, train, cuda_graphs), add_arguments=add_arguments, run_from_args=run_from_args,
-    markdown=markdown, figures=figures, claims=CLAIMS)
+    markdown=markdown, figures=figures,
+    trained_net_figures=(("rbm_ais_dreams_{dataset}.png", "Dreams of an RBM learned alone, one row per k of CD-k"),),
+    claims=CLAIMS)
