@@ -5,7 +5,7 @@ distributions and 100 runs). The same RBM learns with CD-1 and with CD-25 on the
 table shows what the longer sleep phase buys; the deep belief net's first RBM (dbn-vs-bp) learns with CD-1 on
 grey pixels, beside the layers above it.
 
-    brainlearn bench rbm-ais --dataset mnist --data-dir DIR    # 784-500, CD-1 and CD-25, 20 epochs, 2 seeds
+    brainlearn bench rbm-ais --dataset mnist --data-dir DIR    # 784-500, CD-1 and CD-25, 20 epochs, 2 seeds: 39 min on 2 cores
 
 There is no backprop twin: backprop has no counterpart of an RBM's likelihood at this size. The estimate is
 repeated every few epochs (`--eval-every`): the curve shows whether the likelihood still rises at the end.
