@@ -233,20 +233,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
     return 0
 
 
-def dream_without_labels(learner, args: argparse.Namespace, parser: argparse.ArgumentParser,
-                         device: torch.device) -> None:
-    """`brainlearn dream` for an RBM: --count images in one row, no label clamped."""
-    if args.label is not None:
-        parser.error(f"{args.checkpoint} holds an 'rbm' run, which has no label units: drop --label")
-    if args.count < 1 or args.steps < 1 or args.start_temperature < 1:
-        parser.error("need --count >= 1, --steps >= 1 and --start-temperature >= 1")
-    dreams = learner.dream(args.count, args.steps, torch.Generator(device).manual_seed(args.seed),
-                           args.start_temperature).cpu()
-    side = math.isqrt(learner.n_inputs)
-    plots.image_grid(dreams.view(1, args.count, -1), (side, side), args.out,
-                     f"Dreams after {args.steps} Gibbs steps from T = {args.start_temperature:g}")
-
-
 def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """(learner, data set) for eval and probe: the data set it was trained on unless --dataset names one, checked
     against the learner's sizes."""
@@ -261,26 +247,29 @@ def open_trained(args: argparse.Namespace, parser: argparse.ArgumentParser):
 
 
 def run_dream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Dreams of a deep belief net, a row per clamped label, or of a lone RBM, which has no labels: one row."""
     device = device_or_usage_error(args.device, parser)
     learner, _ = learner_from_file(args.checkpoint, device)
     if learner.name not in ("dbn", "rbm"):
         parser.error(f"{args.checkpoint} holds a {learner.name!r} run; dreaming needs a 'dbn' or 'rbm' one")
-    if learner.name == "rbm":
-        dream_without_labels(learner, args, parser, device)
-        return
-    labels = args.label if args.label is not None else list(range(learner.n_classes))
+    labels = []  # an RBM has no label units: one row of dreams
+    if learner.name == "dbn":
+        labels = args.label if args.label is not None else list(range(learner.n_classes))
+    elif args.label is not None:
+        parser.error(f"{args.checkpoint} holds an 'rbm' run, which has no label units: drop --label")
+    needs = ["--count >= 1", "--steps >= 1", "--start-temperature >= 1"] + (
+        [f"labels in 0..{learner.n_classes - 1}"] if labels else [])
     if (args.count < 1 or args.steps < 1 or args.start_temperature < 1
             or not all(0 <= label < learner.n_classes for label in labels)):
-        parser.error(f"need --count >= 1, --steps >= 1, --start-temperature >= 1 and labels in "
-                     f"0..{learner.n_classes - 1}")
-    clamped = torch.tensor(labels).repeat_interleave(args.count)
-    dreams = learner.dream(clamped, args.steps, torch.Generator(device).manual_seed(args.seed),
-                           args.start_temperature).cpu()
+        parser.error(f"need {', '.join(needs[:-1])} and {needs[-1]}")
+    generator = torch.Generator(device).manual_seed(args.seed)
+    what = torch.tensor(labels).repeat_interleave(args.count) if labels else args.count
+    dreams = learner.dream(what, args.steps, generator, args.start_temperature).cpu()
     side = math.isqrt(learner.n_inputs)
-    plots.image_grid(dreams.view(len(labels), args.count, -1), (side, side), args.out,
+    plots.image_grid(dreams.view(-1, args.count, learner.n_inputs), (side, side), args.out,
                      f"Dreams after {args.steps} Gibbs steps from T = {args.start_temperature:g}",
-                     row_labels=[str(label) for label in labels])
-    print(f"wrote {args.out}: {args.count} dreams for each of labels {labels}")
+                     row_labels=[str(label) for label in labels] or None)
+    print(f"wrote {args.out}: {args.count} dreams" + (f" for each of labels {labels}" if labels else ""))
 
 
 def run_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -24,10 +24,11 @@ import torch
 
 from .. import cuda_graphs, plots, train
 from ..algorithms import RBMConfig, boltzmann, rbm
-from ..arguments import add_data_arguments, add_device_argument, add_output_arguments, device_or_usage_error
+from ..arguments import add_data_arguments, add_device_argument, add_output_arguments
 from ..data import Dataset
 from ..train import TrainConfig
-from .common import Claim, Experiment, environment, experiment_data, run_seeds
+from .common import (Claim, Experiment, chosen_preset, environment, experiment_data, mean_curve, net_description,
+                     run_seeds)
 
 PRESETS = {
     "digits": {"hidden": (100,), "epochs": 50, "lr": 0.05, "cd_k": (1, 25), "eval_every": 50},
@@ -56,29 +57,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict:
-    if args.dataset not in PRESETS:
-        parser.error(f"no preset for --dataset {args.dataset} here; choose one of {', '.join(PRESETS)}")
-    device_or_usage_error(args.device, parser)
-    preset = PRESETS[args.dataset]
-    given = {"epochs": args.epochs, "hidden": args.hidden and tuple(args.hidden), "lr": args.lr,
-             "cd_k": args.cd_k and tuple(args.cd_k), "eval_every": args.eval_every}
-    chosen = {**preset, **{key: value for key, value in given.items() if value is not None}}
+    given = {"cd_k": args.cd_k and tuple(args.cd_k), "eval_every": args.eval_every}
+    chosen = {**chosen_preset(args, parser, PRESETS), **{key: value for key, value in given.items()
+                                                          if value is not None}}
     if len(set(chosen["cd_k"])) != len(chosen["cd_k"]):
         parser.error("give each --cd-k once")
     try:
-        train_config = TrainConfig(epochs=chosen["epochs"], batch_size=100, lr_schedule="cooldown",
+        train_config = TrainConfig(epochs=chosen["epochs"], batch_size=chosen["batch_size"], lr_schedule="cooldown",
                                    eval_every=chosen["eval_every"], device=args.device)
         configs = {k: RBMConfig(hidden=chosen["hidden"], lr=chosen["lr"], cd_k=k, ais_steps=args.ais_steps,
                                 ais_runs=args.ais_runs) for k in chosen["cd_k"]}
     except ValueError as error:
         parser.error(str(error))
-    data = experiment_data(args, preset["hidden"])
+    data = experiment_data(args, PRESETS[args.dataset]["hidden"])
     return run(data, args.seeds, train_config, configs, args.out_dir, command, progress=not args.quiet,
                keep_runs=args.keep_runs)
 
 
 def run(data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dict[int, RBMConfig], out_dir: Path,
-        command: str, progress: bool = True, keep_runs: bool = False, dreams: int = 10, dream_steps: int = 1000) -> dict:
+        command: str, progress: bool = True, keep_runs: bool = False, dreams: int = 10,
+        dream_steps: int = 1000) -> dict:
     """One RBM per k in `configs` ({k: its config}) and seed, each trained through the loop; the AIS estimates
     come from its test evaluations. The last seed's machines dream `dreams` images each, for the figure."""
     started = environment()
@@ -108,12 +106,7 @@ def run(data: Dataset, seeds: list[int], train_config: TrainConfig, configs: dic
 def log_likelihood_curve(result: dict, k: int, key: str = "log_likelihood") -> list[tuple[int, float]]:
     """(epoch, test log-likelihood, or another of the test metrics: `key`) of CD-k, the mean over seeds at every
     epoch where AIS ran."""
-    by_epoch: dict[int, list[float]] = {}
-    for run in result["runs"]:
-        for row in run[f"cd{k}"]["history"]:
-            if key in row:
-                by_epoch.setdefault(row["epoch"], []).append(row[key])
-    return [(epoch, statistics.mean(values)) for epoch, values in sorted(by_epoch.items())]
+    return mean_curve(result["runs"], f"cd{k}", key)
 
 
 def markdown(result: dict) -> str:
@@ -150,11 +143,6 @@ def figures(result: dict, out_dir: Path) -> list[tuple[Path, str]]:
              "An RBM learned alone by CD-k: test log-likelihood per epoch")]
 
 
-def budget(result: dict) -> str:
-    return (f"{result['rbm_config']['hidden'][0]} hidden, {result['train_config']['epochs']} epochs, "
-            f"{len(result['seeds'])} seed(s)")
-
-
 def cd25_differs(result: dict) -> str | None:
     """None when CD-25's final machine comes within 5 nats of the paper's; else its curve's best and last points."""
     if 25 not in result["cd_k"]:
@@ -165,11 +153,13 @@ def cd25_differs(result: dict) -> str | None:
     best_epoch, best = max(curve, key=lambda point: point[1])
     last_epoch, last = curve[-1]
     if best_epoch == last_epoch:
-        return f"not reached with {budget(result)}: CD-25's estimate was still rising at the end ({last:.2f} nats)"
+        return (f"not reached with {net_description(result, 'rbm_config')}: CD-25's estimate was still rising at the "
+                f"end ({last:.2f} nats)")
     log_z = dict(log_likelihood_curve(result, 25, "log_z"))
-    return (f"not at the end of {budget(result)}: CD-25's estimate was highest at epoch {best_epoch} ({best:.2f} "
-            f"nats, mean of the seeds), then fell to {last:.2f} by epoch {last_epoch}, as log Z went from "
-            f"{log_z[best_epoch]:.0f} to {log_z[last_epoch]:.0f}: CD's machine lost likelihood as it went on learning")
+    return (f"not at the end of {net_description(result, 'rbm_config')}: CD-25's estimate was highest at epoch "
+            f"{best_epoch} ({best:.2f} nats, mean of the seeds), then fell to {last:.2f} by epoch {last_epoch}, as "
+            f"log Z went from {log_z[best_epoch]:.0f} to {log_z[last_epoch]:.0f}: CD's machine lost likelihood as it "
+            "went on learning")
 
 
 COMMAND = "brainlearn bench rbm-ais --dataset mnist --data-dir DIR"
@@ -178,7 +168,7 @@ CLAIMS = (
     Claim("Boltzmann machines", "Test log-likelihood of an RBM with 500 hidden units on binarised MNIST, by AIS",
           f"{PAPER_CD25_NATS} nats (CD-25)", "Salakhutdinov & Murray 2008", "rbm_ais_mnist", COMMAND,
           ours=lambda r: (", ".join(f"CD-{k} {r['summary'][f'cd{k}_log_likelihood']:.1f} nats" for k in r["cd_k"])
-                          + f" ({budget(r)})"),
+                          + f" ({net_description(r, 'rbm_config')})"),
           differs=cd25_differs, reproduced_when="CD-25 at most 5 nats below it"),
 )
 
