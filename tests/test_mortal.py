@@ -53,6 +53,24 @@ def test_shared_noise_gives_both_passes_of_a_pair_the_same_draw_and_independent_
     assert not torch.equal(layer(x), layer(x))
 
 
+def test_shared_noise_trains_bp_oracle_and_model_exactly_as_independent_noise_and_in_situ_not():
+    """Why a shared-noise row may reuse its independent row's BP oracle and BP model runs (`SHARING_BLIND`)."""
+    x, y = torch.rand(4, 16, 64), torch.randint(0, 10, (4, 16))  # four full minibatches of 16
+
+    def trained(backward, pair):
+        learner = make_mortal(make_learner("bp", 64, 10, BackpropConfig(hidden=(32,))), Noise(0.5, seed=3, pair=pair),
+                              backward=backward)
+        for step in range(4):
+            learner.train_step(x[step], y[step])
+        return [p.detach().clone() for p in learner.parameters()]
+
+    for backward in ("oracle", "model", "in-situ"):
+        same = all(torch.equal(a, b) for a, b in zip(trained(backward, 0), trained(backward, 16)))
+        assert same == (backward in ("oracle", "model")), backward
+    assert mortal.SHARING_BLIND == ("bp-oracle", "bp-model")
+    assert all(mortal.FAULT_LEARNERS[name][1] in ("oracle", "model") for name in mortal.SHARING_BLIND)
+
+
 def test_mismatch_is_fixed_per_device_and_its_offset_does_not_grow_with_the_signal():
     layer = layer_on(Mismatch(0.5, seed=2))
     x = torch.randn(16, 6)
@@ -359,6 +377,13 @@ def test_the_fault_claims_read_the_full_run_only_once_it_has_every_row_they_chec
     assert main([*TINY_RUN, "--full", "--rows", "additive-noise-0.3", "shared-additive-noise-0.3",
                  "--out-dir", str(tmp_path)]) == 0
     two_rows = json.loads((tmp_path / "mortal_digits-full-16-16.json").read_text())
+    independent, shared = two_rows["faults"][1:]
+    for name in mortal.FAULT_LEARNERS:  # the shared row trains only the learners for which sharing matters
+        assert all((run.get("same_as") == independent["description"]) == (name in mortal.SHARING_BLIND)
+                   for run in shared["runs"][name])
+        assert ([run["curve"] for run in shared["runs"][name]] == [run["curve"] for run in independent["runs"][name]]) \
+            == (name in mortal.SHARING_BLIND)
+    assert "their shared cells are the independent row's runs" in (tmp_path / "mortal_digits-full-16-16.md").read_text()
     noisy = two_rows["faults"][1]  # stands in for every fault: a run of each would take the suite minutes
     every_row = {**two_rows, "faults": two_rows["faults"][:1] + [
         {**noisy, "fault": family, "level": level, "sharing": sharing, "description": make(0, 1).describe()}

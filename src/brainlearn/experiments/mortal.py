@@ -56,6 +56,11 @@ FAULTS += [("mismatch", 0.5, "shared", lambda seed, batch: Mismatch(0.5, seed)),
 FAULT_LEARNERS = {"ff": ("ff", "model"), "bp-oracle": ("bp", "oracle"), "bp-model": ("bp", "model"),
                   "bp-in-situ": ("bp", "in-situ")}
 BP_AS_HARDWARE_ALLOWS = ("bp-model", "bp-in-situ")
+# Learners for which noise shared by FF's two passes is the same as independent noise: one forward pass per step,
+# and no draw read in their backward pass. A shared-noise row takes their runs from its independent row, when that
+# ran in the same call, instead of training them again (in mortal_mnist-full.json, where both were trained, they
+# were equal curve for curve on every seed: with full minibatches the draws are the same, in the same order).
+SHARING_BLIND = ("bp-oracle", "bp-model")
 BOXES = (("fixed", 0.0), ("drifting", 0.01))  # (name, random-walk step of R per training step, of its RMS)
 BOX_LEARNERS = {"ff": ("ff", "refuse"), "bp-above-box": ("bp", "above"),
                 "bp-straight-through": ("bp", "straight-through"), "bp-surrogate": ("bp", "surrogate")}
@@ -167,7 +172,13 @@ def run(data: Dataset, hidden: tuple[int, ...], config: TrainConfig, seeds: list
 
     def fault_row(family, level, sharing, make):
         row = {"fault": family, "level": level, "sharing": sharing, "description": make(0, 1).describe(), "runs": {}}
+        independent = next((earlier for earlier in fields["faults"] if sharing == "shared" and (
+            earlier["fault"], earlier["level"], earlier["sharing"]) == (family, level, "independent")), None)
         for name in ("ff", "bp-oracle") if family == "none" else FAULT_LEARNERS:
+            if independent is not None and name in SHARING_BLIND:
+                row["runs"][name] = [{**run, "same_as": independent["description"]}
+                                     for run in independent["runs"][name]]
+                continue
             row["runs"][name] = [one_run(*FAULT_LEARNERS[name], hidden, data, replace(config, seed=seed),
                                          make(seed, config.batch_size)) for seed in seeds]
         fields["faults"].append(row)
@@ -423,12 +434,16 @@ def box_factors(result: dict, name: str, box_name: str) -> list[float]:
 def markdown(result: dict) -> str:
     hidden, seeds = net_label(result["hidden"]), len(result["seeds"])
     names = list(FAULT_LEARNERS)
+    reused = any("same_as" in run for row in result["faults"] for runs in row["runs"].values() for run in runs)
     lines = [f"Net: {hidden} hidden, the same for FF and BP; {seeds} seed(s); each cell: mean (min-max over "
              "seeds). Test error (FF: goodness readout) with the fault in place during training and test, and "
              "the factor by which it grows over the learner's own fault-free error. BP oracle: autograd through "
              "the exact forward realisation (every noise sample; no hardware gives this); BP model: the forward "
              "pass on the device, the backward through the nominal model at the device's activations; BP in-situ: "
-             "the backward pass on the same faulty device. FF's update uses its measured activities only.", "",
+             "the backward pass on the same faulty device. FF's update uses its measured activities only."
+             + (" For BP oracle and BP model (one forward pass per step, no draw in their backward pass) noise "
+                "shared by FF's two passes is independent noise: their shared cells are the independent row's runs."
+                if reused else ""), "",
              "| fault | level | sharing | " + " | ".join(names) + " | "
              + " | ".join(f"{n} factor" for n in names) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in names * 2) + " |"]
