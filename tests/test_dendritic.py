@@ -65,25 +65,47 @@ def test_random_top_down_weights_give_an_alignment_in_range():
 
 
 def test_errors_reach_a_hidden_layer_only_through_its_apical_compartment():
-    """With the apical compartment decoupled (g_A = 0), no target moves a hidden layer's basal weights: its soma
-    is then its own basal prediction. And every update is built from its synapse's own pre and post quantities."""
+    """With the apical compartment decoupled (g_A = 0), no target moves a hidden layer's basal weights or bias: its
+    soma is then its own basal prediction. And every update is built from its synapse's own pre and post
+    quantities (a bias: a synapse from an always-active input)."""
     x = torch.rand(6, 5, dtype=torch.float64)
     target = torch.randn(6, 3, dtype=torch.float64)
     net = tiny(g_a=0.0)
     changes = net.weight_changes(x, net.settle(x, target))
-    assert changes[0][1].abs().max() == 0 and changes[1][1].abs().max() > 0
+    hidden_bias = changes[4]
+    assert hidden_bias[0] is net.basal_bias[0]
+    assert changes[0][1].abs().max() == 0 and hidden_bias[1].abs().max() == 0 and changes[1][1].abs().max() > 0
     net = tiny()
+    with torch.no_grad():  # biases away from their start, so that the potentials below include them
+        for b in (*net.basal_bias, *net.inter_bias):
+            b.copy_(torch.randn_like(b))
     state = net.settle(x, target)
-    (w1, dw1), (w2, dw2), (w_ip, dw_ip), (w_pi, dw_pi) = net.weight_changes(x, state)
-    r1, r2 = net.phi(state.u[0]), net.phi(state.u[1])
+    changes = net.weight_changes(x, state)
+    w1, w2, w_ip, w_pi, b1, b2, b_i = (weight for weight, _ in changes)
+    r1, r2, r_i = net.phi(state.u[0]), net.phi(state.u[1]), net.phi(state.u_i[0])
+    error1 = r1 - net.phi(net.attenuation(1) * (x @ w1.T + b1))
+    error2 = r2 - net.phi(net.attenuation(2) * (r1 @ w2.T + b2))
+    error_i = r_i - net.phi(net.inter_attenuation() * (r1 @ w_ip.T + b_i))
     by_hand = {
-        "basal 1": (r1 - net.phi(net.attenuation(1) * x @ w1.T)).T @ x / 6,
-        "basal 2": (r2 - net.phi(net.attenuation(2) * r1 @ w2.T)).T @ r1 / 6,
-        "to interneurons": (net.phi(state.u_i[0]) - net.phi(net.inter_attenuation() * r1 @ w_ip.T)).T @ r1 / 6,
-        "from interneurons": -(r2 @ net.top_down[0].T + net.phi(state.u_i[0]) @ w_pi.T).T @ net.phi(state.u_i[0]) / 6,
+        "basal 1": error1.T @ x / 6,
+        "basal 2": error2.T @ r1 / 6,
+        "to interneurons": error_i.T @ r1 / 6,
+        "from interneurons": -(r2 @ net.top_down[0].T + r_i @ w_pi.T).T @ r_i / 6,
+        "bias 1": error1.mean(0), "bias 2": error2.mean(0), "interneuron bias": error_i.mean(0),
     }
-    for (name, expected), change in zip(by_hand.items(), (dw1, dw2, dw_ip, dw_pi)):
+    for (name, expected), (_, change) in zip(by_hand.items(), changes, strict=True):
         assert torch.allclose(change, expected), name
+
+
+def test_without_biases_they_stay_at_zero_and_the_net_still_learns():
+    net = tiny(bias=False)
+    x, target = torch.rand(6, 5, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    assert len(net.weight_changes(x, net.settle(x, target))) == 4
+    before = [w.clone() for w in net.basal]
+    for _ in range(5):
+        net.step_towards(x, target)
+    assert all(b.abs().max() == 0 for b in (*net.basal_bias, *net.inter_bias))
+    assert not any(torch.equal(a, w) for a, w in zip(before, net.basal))
 
 
 def test_learned_top_down_weights_learn_to_reconstruct_the_layer_below():

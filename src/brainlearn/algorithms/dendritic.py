@@ -4,9 +4,9 @@ microcircuits approximate the backpropagation algorithm").
 Each pyramidal neuron of layer k has a soma u_k, a basal compartment fed bottom-up and an apical compartment fed
 top-down from layer k+1 and by the layer's own interneurons (SST-like), which learn to predict layer k+1:
 
-    v_B,k = W^PP_k r_{k-1}                    basal potential (r_0 = x, the input rates)
+    v_B,k = W^PP_k r_{k-1} + b_k              basal potential (r_0 = x, the input rates)
     v_A,k = W^PB_k r_{k+1} + W^PI_k r^I_k     apical potential: top-down input minus its prediction
-    v_I,k = W^IP_k r_k                        dendritic potential of the interneurons (as many as layer k+1)
+    v_I,k = W^IP_k r_k + b^I_k                dendritic potential of the interneurons (as many as layer k+1)
     r = phi(u)                                rates: the logistic function (default), or the soft rectifier
                                               log(1 + e^u) (`activation="softplus"`)
 
@@ -21,6 +21,8 @@ g_som term is absent where there is no target). Plasticity is local and runs con
                  (output: g_B / (g_lk + g_B)): basal synapses make the dendritic prediction of the somatic
                  rate match the actual rate (Urbanczik & Senn 2014);
     dW^IP_k/dt = eta_IP (phi(u^I_k) - phi(v^_I,k)) r_k^T,   v^_I,k = g_D / (g_lk + g_D) v_I,k: likewise;
+    db_k/dt, db^I_k/dt: the same rules for a synapse from an always-active input (rate 1), the bias of each
+                 basal and interneuron dendrite (`bias=True`, the default; the paper's equations have none);
     dW^PI_k/dt = eta_PI (0 - v_A,k) (r^I_k)^T: interneuron-to-pyramid synapses silence the apical compartment;
     dW^PB_k/dt = eta_PB (phi(u_k) - phi(W^PB_k r_{k+1})) r_{k+1}^T when the top-down weights learn
                  (`top_down="learned"`), or W^PB fixed and random (`"random"`: feedback-alignment-like).
@@ -75,6 +77,8 @@ class DendriticConfig:
     lr_interneuron: float = field(default=0.1, metadata={"help": "eta_IP: pyramid-to-interneuron weights"})
     lr_apical: float = field(default=0.05, metadata={"help": "eta_PI: interneuron-to-pyramid weights"})
     lr_top_down: float = field(default=0.05, metadata={"help": "eta_PB: top-down weights, when they learn"})
+    bias: bool = field(default=True, metadata={
+        "help": "learned biases b_k and b^I_k on the basal and interneuron dendrites (see the docstring)"})
     top_down: str = field(default="random", metadata={
         "choices": ("random", "learned"),
         "help": "top-down weights W^PB: fixed random, or learned (on MNIST, 10 epochs: 90% error with eta_PB = 0.05, "
@@ -145,8 +149,14 @@ class DendriticMicrocircuit(Learner):
             for k in hidden)  # W^IP_k
         self.from_inter = nn.ParameterList(nn.Parameter(-w.detach().clone(), requires_grad=False)
                                            for w in self.top_down)  # W^PI_k
-        groups = [{"params": [w], "lr": lr} for w, lr in zip(self.basal, config.lr)]
-        groups += [{"params": list(self.to_inter), "lr": config.lr_interneuron},
+        # Biases start at 0 (so the self-predicting state holds for them too) and stay there if `bias` is off.
+        self.basal_bias = nn.ParameterList(nn.Parameter(torch.zeros(n), requires_grad=False) for n in sizes[1:])
+        self.inter_bias = nn.ParameterList(nn.Parameter(torch.zeros(sizes[k + 1]), requires_grad=False)
+                                           for k in hidden)
+        groups = [{"params": [w, *([b] if config.bias else [])], "lr": lr}
+                  for w, b, lr in zip(self.basal, self.basal_bias, config.lr)]
+        groups += [{"params": [*self.to_inter, *(self.inter_bias if config.bias else [])],
+                    "lr": config.lr_interneuron},
                    {"params": list(self.from_inter), "lr": config.lr_apical}]
         if config.top_down == "learned":
             groups.append({"params": list(self.top_down), "lr": config.lr_top_down})
@@ -163,17 +173,25 @@ class DendriticMicrocircuit(Learner):
         return self.config.g_d / (self.config.g_lk + self.config.g_d)
 
     def bottom_up(self, x: torch.Tensor) -> torch.Tensor:
-        """v_B,1 = W^PP_1 x, layer 1's basal potential: the net's largest product, the only one with the input. It
-        does not change while the net settles, so every pass of a presentation shares it."""
-        return x @ self.basal[0].T
+        """v_B,1 = W^PP_1 x + b_1, layer 1's basal potential: the net's largest product, the only one with the
+        input. It does not change while the net settles, so every pass of a presentation shares it."""
+        return self.basal_potential(1, x)
+
+    def basal_potential(self, k: int, rates_below: torch.Tensor) -> torch.Tensor:
+        """v_B,k = W^PP_k r_{k-1} + b_k (k = 1 .. N)."""
+        return rates_below @ self.basal[k - 1].T + self.basal_bias[k - 1]
+
+    def inter_potentials(self, rates: list[torch.Tensor]) -> list[torch.Tensor]:
+        """v_I,k = W^IP_k r_k + b^I_k of each hidden layer's interneurons, given the rates r_1 .. r_N."""
+        return [r @ w.T + b for r, w, b in zip(rates, self.to_inter, self.inter_bias)]
 
     def feedforward(self, x: torch.Tensor, bottom: torch.Tensor | None = None) -> State:
         """The net's state when every apical potential is zero: each soma at its basal prediction (`bottom`: the
         input's `bottom_up`, if already computed)."""
         u = [self.attenuation(1) * (self.bottom_up(x) if bottom is None else bottom)]
-        for k, w in enumerate(self.basal[1:], start=2):
-            u.append(self.attenuation(k) * self.phi(u[-1]) @ w.T)
-        u_i = [self.inter_attenuation() * self.phi(u[k]) @ w.T for k, w in enumerate(self.to_inter)]
+        for k in range(2, len(self.sizes)):
+            u.append(self.attenuation(k) * self.basal_potential(k, self.phi(u[-1])))
+        u_i = [self.inter_attenuation() * v for v in self.inter_potentials(list(map(self.phi, u)))]
         return State(u, u_i)
 
     def drive(self, bottom: torch.Tensor, state: State, target: torch.Tensor | None) -> tuple[list, list]:
@@ -181,10 +199,10 @@ class DendriticMicrocircuit(Learner):
         given the input's `bottom_up`; records the dendritic potentials in `state`."""
         c, last = self.config, len(state.u) - 1
         rates = list(map(self.phi, state.u))  # r_1 .. r_N
-        state.basal = [bottom, *(rates[k] @ w.T for k, w in enumerate(self.basal[1:]))]
+        state.basal = [bottom, *(self.basal_potential(k, rates[k - 2]) for k in range(2, len(self.sizes)))]
         state.apical = [rates[k + 1] @ w_pb.T + self.phi(u_i) @ w_pi.T
                         for k, (w_pb, w_pi, u_i) in enumerate(zip(self.top_down, self.from_inter, state.u_i))]
-        state.inter = [rates[k] @ w.T for k, w in enumerate(self.to_inter)]
+        state.inter = self.inter_potentials(rates)
         pyramids = []
         for k, v_b in enumerate(state.basal):
             if k < last:
@@ -240,17 +258,21 @@ class DendriticMicrocircuit(Learner):
         """(weight, its change per unit of learning rate) for every plastic synapse, each from the pre- and
         postsynaptic quantities of its own synapse, averaged over the batch."""
         n, rates = len(x), [x, *map(self.phi, state.u)]
-        changes = []
-        for k, (w, v_b) in enumerate(zip(self.basal, state.basal)):
+        changes, bias_changes = [], []
+        for k, (w, b, v_b) in enumerate(zip(self.basal, self.basal_bias, state.basal)):
             error = rates[k + 1] - self.phi(self.attenuation(k + 1) * v_b)
             changes.append((w, error.T @ rates[k] / n))
-        for k, (w_ip, w_pi, w_pb) in enumerate(zip(self.to_inter, self.from_inter, self.top_down)):
+            bias_changes.append((b, error.mean(0)))
+        for k, (w_ip, b_i, w_pi, w_pb) in enumerate(zip(self.to_inter, self.inter_bias, self.from_inter,
+                                                          self.top_down)):
             r_i = self.phi(state.u_i[k])
-            changes.append((w_ip, (r_i - self.phi(self.inter_attenuation() * state.inter[k])).T @ rates[k + 1] / n))
+            error = r_i - self.phi(self.inter_attenuation() * state.inter[k])
+            changes.append((w_ip, error.T @ rates[k + 1] / n))
+            bias_changes.append((b_i, error.mean(0)))
             changes.append((w_pi, -state.apical[k].T @ r_i / n))
             if self.config.top_down == "learned":
                 changes.append((w_pb, (rates[k + 1] - self.phi(rates[k + 2] @ w_pb.T)).T @ rates[k + 2] / n))
-        return changes
+        return changes + (bias_changes if self.config.bias else [])
 
     def learn(self, x: torch.Tensor, state: State, scale: float = 1.0) -> None:
         for weight, change in self.weight_changes(x, state):
@@ -296,8 +318,8 @@ class DendriticMicrocircuit(Learner):
         weights = [w.detach().clone().requires_grad_() for w in self.basal]
         with torch.enable_grad():
             rates = x
-            for k, w in enumerate(weights, start=1):
-                v_hat = self.attenuation(k) * rates @ w.T
+            for k, (w, b) in enumerate(zip(weights, self.basal_bias), start=1):
+                v_hat = self.attenuation(k) * (rates @ w.T + b)
                 rates = self.phi(v_hat)
             error = (DERIVATIVES[self.config.activation](v_hat) * (target - v_hat)).detach()
             gradients = torch.autograd.grad(-(error * v_hat).sum() / len(x), weights)
