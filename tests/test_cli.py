@@ -3,6 +3,8 @@ import json
 import pytest
 
 from brainlearn.cli import main
+from brainlearn.experiments import EXPERIMENTS
+from brainlearn.train import ALGORITHMS
 
 
 @pytest.mark.parametrize("argv", [
@@ -34,6 +36,15 @@ def test_help_describes_every_command(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "Forward-Forward" in text and "--negatives" in text and "--resume" in text
+
+
+@pytest.mark.parametrize("argv", [["train", name] for name in ALGORITHMS] + [["bench", name] for name in EXPERIMENTS])
+def test_every_learner_and_benchmark_prints_its_help(argv, capsys):
+    """Every config field's help text is formatted by argparse (a bare % in one once broke `train dendritic`)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert "--help" in capsys.readouterr().out
 
 
 def test_train_resume_and_eval_end_to_end(tmp_path, capsys):

@@ -24,7 +24,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, ti
         if f.name in skip:
             continue
         kind = hints[f.name]
-        options = {"help": f"{f.metadata.get('help', '')} (default: %(default)s)",
+        options = {"help": f"{f.metadata.get('help', '').replace('%', '%%')} (default: %(default)s)",
                    "default": f.default if defaults else argparse.SUPPRESS, "dest": f.name}
         if typing.get_origin(kind) is tuple:
             options.update(nargs="+", type=typing.get_args(kind)[0], metavar="N")

@@ -2,8 +2,8 @@
 a 784-500-10 microcircuit learns MNIST to close to 2% test error, backprop about 1.5%, as issue 20 quotes the
 paper; its text is not reachable from here, so the exact figures are not checked).
 
-    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR          # 784-500-10, 30 epochs, 2 seeds: 11 min, 2 cores
-    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs: 51 min (the
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR          # 784-500-10, 30 epochs, 2 seeds: 14 min, 2 cores
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs: 55 min (the
                                                                              # paper's epochs are not known here)
 
 Both nets train with the same hidden sizes, data, epochs, minibatches (20 on MNIST) and seeds in one process; the
