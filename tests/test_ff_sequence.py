@@ -76,6 +76,30 @@ def test_fresh_dreams_are_as_many_negatives_as_asked_from_as_few_strings_as_give
     assert {tuple(row) for row in negatives.tolist()} <= dreamed
 
 
+def test_short_dreams_from_random_starts_keep_real_context_and_their_length(book):
+    """dream_start="random", dream_length=3: each dream is 5 real symbols from somewhere in a string, then 3
+    generated; its 3 negatives hold 1, 2 and 3 generated symbols, so each keeps real context, and 60 negatives take
+    20 strings. The same seed gives the same dreams."""
+    strings = book.train[:, :30]
+    net = model(negatives="self-generated", dream_start="random", dream_length=3)
+    negatives = net.fresh_dreams(strings, 60)
+    assert negatives.shape == (60, 5)
+    again = model(negatives="self-generated", dream_start="random", dream_length=3).fresh_dreams(strings, 60)
+    assert torch.equal(negatives, again)
+    real_windows = {tuple(row) for row in windows_of(strings, 5).tolist()}
+    replay = model(negatives="self-generated", dream_start="random", dream_length=3)
+    picks = torch.randint(len(strings), (20,), generator=replay.generator)
+    offsets = torch.randint(26, (20, 1), generator=replay.generator)
+    assert len(set(offsets.flatten().tolist())) > 1  # not all from the same place
+    starts = strings[picks].gather(1, offsets + torch.arange(5))
+    assert {tuple(row) for row in starts.tolist()} <= real_windows
+    dreams = replay.generate(starts, 8)
+    assert sorted(negatives.tolist()) == sorted(windows_of(dreams[:, 1:], 5).tolist())
+    for generated in (1, 2, 3):  # the window holding `generated` sampled symbols keeps 5 - generated real ones
+        assert torch.equal(dreams[:, generated:5], windows_of(dreams[:, 1:], 5).view(20, 3, 5)[:, generated - 1,
+                                                                                                  :5 - generated])
+
+
 def test_a_sleep_block_uses_one_term_of_the_loss_each():
     """Positive-only steps raise the goodness of real windows; negative-only steps lower it of the negatives."""
     net = model(lr=1e-2)
@@ -96,6 +120,7 @@ def test_a_sleep_block_uses_one_term_of_the_loss_each():
 
 @pytest.mark.parametrize("changes", [{}, {"negatives": "self-generated"},
                                      {"negatives": "self-generated", "dream_every": "epoch"},
+                                     {"negatives": "self-generated", "dream_start": "random", "dream_length": 4},
                                      {"schedule": "separated", "block": 3}])
 def test_ff_learns_to_predict_the_next_character(book, changes):
     net = model(lr=3e-3, **changes)
@@ -115,7 +140,7 @@ def test_the_frozen_baseline_trains_only_its_softmax(book):
 
 def test_config_is_checked():
     for bad in (dict(context=1), dict(lr=0), dict(block=0), dict(temperature=0), dict(negatives="dreams"),
-                dict(schedule="nap"), dict(dream_every="night")):
+                dict(schedule="nap"), dict(dream_every="night"), dict(dream_start="middle"), dict(dream_length=0)):
         with pytest.raises(ValueError):
             SequenceFFConfig(**bad)
 
@@ -131,8 +156,8 @@ def test_the_benchmark_writes_its_result(tmp_path):
                  "--epochs", "1", "--test-strings", "5", "--seeds", "0", "1", "--out-dir", str(tmp_path),
                  "--save-models", str(tmp_path / "models"), "--quiet"]) == 0
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
-        "self-generated.safetensors", "teacher-forcing-sleep-lr-3.safetensors", "teacher-forcing-sleep.safetensors",
-        "teacher-forcing.safetensors"]
+        "self-generated-9-character-dreams-from-random-starts.safetensors", "self-generated.safetensors",
+        "teacher-forcing-sleep-lr-3.safetensors", "teacher-forcing-sleep.safetensors", "teacher-forcing.safetensors"]
     result = json.loads((tmp_path / "ff_sequence_botchan-16.json").read_text())  # another net than the preset's
     assert not (tmp_path / "ff_sequence_botchan.json").exists()
     assert result["train_config"]["device"] == "cpu"  # --device auto, on a machine without a GPU here
@@ -145,6 +170,8 @@ def test_the_benchmark_writes_its_result(tmp_path):
     assert first != second  # each seed its own run
     table = (tmp_path / "ff_sequence_botchan-16.md").read_text()
     assert "| FF, self-generated |" in table and "mean over seeds [0, 1]" in table
+    short = result["runs"]["self-generated, 9-character dreams from random starts"]["config"]
+    assert (short["dream_start"], short["dream_length"]) == ("random", 9)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")

@@ -13,6 +13,9 @@ negative data are windows whose last character, or whole tail, the net itself pr
   negatives (its first window is the real string's, positive data). `dream_every="step"` (default) dreams afresh
   for every minibatch, from as few training strings drawn at random as give its negatives (2 strings of 100 for a
   batch of 100); `"epoch"` continues every training string once per epoch and uses those windows all epoch.
+  Where a dream starts and how long it runs are options beyond the paper: `dream_start="random"` takes its 10
+  real characters at a random offset of the string rather than its start, and `dream_length` generated characters
+  (default: to the string's end, the paper's 90) give that many negative windows, the i-th holding i of them.
 
 The net predicts the next character as the candidate (of 30) whose window, 9 real characters + candidate, has
 the highest goodness; a softmax on its normalised hidden activities, with the last slot neutral (1/30 each),
@@ -74,17 +77,25 @@ class SequenceFFConfig:
     dream_every: str = field(default="step", metadata={
         "choices": ("step", "epoch"), "help": "self-generated: dream afresh for every step, or every string once "
                                               "per epoch (see the docstring)"})
+    dream_start: str = field(default="first", metadata={
+        "choices": ("first", "random"), "help": "self-generated: a dream begins at a string's first characters (the "
+                                                "paper's) or at a random offset in it"})
+    dream_length: int | None = field(default=None, metadata={
+        "help": "self-generated: characters the net generates per dream; none: to the string's end (the paper's 90)"})
 
     def __post_init__(self):
         self.hidden = layer_sizes(self.hidden)
-        if self.context < 2 or self.lr <= 0 or self.threshold <= 0 or self.block < 1 or self.temperature <= 0:
-            raise ValueError("need context >= 2, and positive lr, threshold, block and temperature")
+        if (self.context < 2 or self.lr <= 0 or self.threshold <= 0 or self.block < 1 or self.temperature <= 0
+                or (self.dream_length is not None and self.dream_length < 1)):
+            raise ValueError("need context >= 2, and positive lr, threshold, block, temperature and dream_length")
         if self.negatives not in ("teacher-forcing", "self-generated"):
             raise ValueError("negatives must be 'teacher-forcing' or 'self-generated'")
         if self.schedule not in ("interleaved", "separated"):
             raise ValueError("schedule must be 'interleaved' or 'separated'")
         if self.dream_every not in ("step", "epoch"):
             raise ValueError("dream_every must be 'step' or 'epoch'")
+        if self.dream_start not in ("first", "random"):
+            raise ValueError("dream_start must be 'first' or 'random'")
 
 
 class SequenceFF(nn.Module):
@@ -160,21 +171,30 @@ class SequenceFF(nn.Module):
             strings = torch.cat([strings, next_symbols[:, None]], 1)
         return strings
 
+    def dream_length(self, strings: torch.Tensor) -> int:
+        """Symbols the net generates per dream of these strings: the config's, else to the strings' end."""
+        return self.config.dream_length or strings.shape[1] - self.config.context
+
     @torch.no_grad()
     def dreamed_windows(self, strings: torch.Tensor) -> torch.Tensor:
-        """The negatives of "self-generated", in random order: each string's first `context` symbols continued by
-        the net to the string's length, and every window of the result that holds a generated symbol."""
-        context = self.config.context
-        windows = windows_of(self.generate(strings[:, :context], strings.shape[1])[:, 1:], context)
+        """The negatives of "self-generated", in random order: from each string, `context` real symbols (its first,
+        or at a random offset: `dream_start`) continued by the net for `dream_length` symbols, and every window of
+        the result that holds a generated symbol."""
+        context, count = self.config.context, len(strings)
+        length = self.dream_length(strings)
+        offsets = (torch.randint(strings.shape[1] - context + 1, (count, 1), generator=self.generator,
+                                 device=self.device) if self.config.dream_start == "random"
+                   else torch.zeros(count, 1, dtype=torch.long, device=self.device))
+        starts = strings.gather(1, offsets + torch.arange(context, device=self.device))
+        windows = windows_of(self.generate(starts, context + length)[:, 1:], context)
         return windows[torch.randperm(len(windows), generator=self.generator, device=self.device)]
 
     @torch.no_grad()
     def fresh_dreams(self, strings: torch.Tensor, count: int) -> torch.Tensor:
         """`count` negatives of "self-generated" dreamed now: as few strings as give that many windows, drawn at
         random, each continued by the net (`dreamed_windows`)."""
-        per_string = strings.shape[1] - self.config.context
-        picks = torch.randint(len(strings), (math.ceil(count / per_string),), generator=self.generator,
-                              device=self.device)
+        picks = torch.randint(len(strings), (math.ceil(count / self.dream_length(strings)),),
+                              generator=self.generator, device=self.device)
         return self.dreamed_windows(strings[picks])[:count]
 
     # ----- learning
