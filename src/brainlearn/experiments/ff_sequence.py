@@ -295,7 +295,7 @@ def self_generated_differs(r: dict) -> str | None:
             f"Where the dreams start {closes} the gap: in the same run, dreams of 9 characters begun at random "
             f"offsets of the training strings (every negative window keeps real context) reach "
             f"{percent(final(r['runs'][SHORT_DREAMS], 'error_goodness'))}, "
-            f"{100 * gap_to_teacher_forcing(r, SHORT_DREAMS):+.1f} points from teacher forcing; the same short dreams "
+            f"{100 * gap_to_teacher_forcing(r, SHORT_DREAMS):+.2f} points from teacher forcing; the same short dreams "
             "begun at the strings' first 10 characters stayed at 69.39% (300-500-500, 20 epochs, seed 0; "
             "benchmarks/results/logs/ff_sequence_dream_starts.log). No dream temperature from 2.5 to 12, nor 60 "
             "epochs instead of 20, closed the gap for the paper's dreams (benchmarks/results/logs/"
