@@ -6,6 +6,7 @@ import torch
 from brainlearn.algorithms import DendriticConfig, DendriticMicrocircuit
 from brainlearn.cli import main
 from brainlearn.train import TrainConfig, fit, make_learner
+from brainlearn.experiments.common import net_description
 
 
 def tiny(seed=0, **config) -> DendriticMicrocircuit:
@@ -167,3 +168,25 @@ def test_the_benchmark_writes_its_result(tmp_path):
     assert len(history) == 2 and {"apical_rms", "alignment_layer1", "alignment_layer2"} <= set(history[0])
     assert "alignment with BP, layer 1" in (tmp_path / "dendritic_vs_bp_digits-32.md").read_text()
     assert (tmp_path / "dendritic_vs_bp_digits-32_curves.png").exists()
+
+
+def test_the_benchmark_with_jitter_shifts_both_nets_images_and_writes_its_own_files(tmp_path):
+    assert main(["bench", "dendritic-vs-bp", "--seeds", "0", "--epochs", "1", "--hidden", "32", "--jitter", "1",
+                 "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert not (tmp_path / "dendritic_vs_bp_digits-32.json").exists()
+    result = json.loads((tmp_path / "dendritic_vs_bp_digits-32-jitter1.json").read_text())
+    assert result["train_config"]["jitter"] == 1
+    plain = tmp_path / "plain"
+    assert main(["bench", "dendritic-vs-bp", "--seeds", "0", "--epochs", "1", "--hidden", "32",
+                 "--out-dir", str(plain), "--quiet"]) == 0
+    unshifted = json.loads((plain / "dendritic_vs_bp_digits-32.json").read_text())
+    for net in ("dendritic", "bp"):  # the same seed and minibatches: only the shifted images tell them apart
+        assert result["runs"][0][net]["final"]["error"] != unshifted["runs"][0][net]["final"]["error"] or (
+            result["runs"][0][net]["history"][0]["loss"] != unshifted["runs"][0][net]["history"][0]["loss"])
+    assert "jitter 1" in net_description(result, "dendritic_config")
+
+
+def test_the_benchmark_refuses_a_negative_jitter(capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "dendritic-vs-bp", "--jitter", "-1"])
+    assert refused.value.code == 2 and "--jitter" in capsys.readouterr().err

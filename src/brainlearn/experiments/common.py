@@ -196,9 +196,11 @@ def net_label(sizes) -> str:
 
 
 def net_description(result: dict, config: str) -> str:
-    """"1000-1000 hidden, 30 epochs, 2 seed(s)": the net and budget of `result[config]`, for the claims."""
+    """"1000-1000 hidden, 30 epochs, 2 seed(s)": the net and budget of `result[config]`, for the claims (and
+    "jitter 1" where its training images were shifted)."""
+    jitter = result["train_config"].get("jitter", 0)
     return (f"{net_label(result[config]['hidden'])} hidden, {result['train_config']['epochs']} epochs, "
-            f"{len(result['seeds'])} seed(s)")
+            + (f"jitter {jitter}, " if jitter else "") + f"{len(result['seeds'])} seed(s)")
 
 
 def speed_table(summary: dict, learner: str, twin: str) -> list[str]:
