@@ -6,6 +6,7 @@ import torch
 from brainlearn.algorithms import DendriticConfig, DendriticMicrocircuit
 from brainlearn.cli import main
 from brainlearn.train import TrainConfig, fit, make_learner
+from brainlearn.experiments import dendritic_vs_bp
 from brainlearn.experiments.common import net_description
 
 
@@ -184,6 +185,9 @@ def test_the_benchmark_with_jitter_shifts_both_nets_images_and_writes_its_own_fi
         assert result["runs"][0][net]["final"]["error"] != unshifted["runs"][0][net]["final"]["error"] or (
             result["runs"][0][net]["history"][0]["loss"] != unshifted["runs"][0][net]["history"][0]["loss"])
     assert "jitter 1" in net_description(result, "dendritic_config")
+    claim = dendritic_vs_bp.CLAIMS[0]  # the claims table says the shifted run went beyond the paper's recipe
+    assert "augmentation the paper did not use" in claim.ours(result)
+    assert "augmentation" not in claim.ours(unshifted)
 
 
 def test_the_benchmark_refuses_a_negative_jitter(capsys):
