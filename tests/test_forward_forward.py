@@ -2,10 +2,12 @@ import math
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from brainlearn.algorithms import ForwardForward, ForwardForwardConfig, RecurrentFFConfig
+from brainlearn.algorithms import BackpropConfig, ForwardForward, ForwardForwardConfig, RecurrentFFConfig
 from brainlearn.algorithms.forward_forward import (NEUTRAL, FullGradientReLU, embed_label, ff_loss, goodness, layer_norm,
                                                    peer_loss)
+from brainlearn.experiments.ff_vs_bp import training_flops_per_sample
 from brainlearn.train import TrainConfig, fit, make_learner
 
 
@@ -143,6 +145,18 @@ def test_shared_first_layer_product_takes_the_same_training_steps(digits):
     for p, q in zip(shared.parameters(), plain.parameters()):
         assert torch.allclose(p, q, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("algorithm", ["ff", "bp"])
+@pytest.mark.parametrize("hidden", [(32,), (32, 24, 16)])
+def test_the_benchmarks_flop_count_is_what_a_training_step_multiplies(digits, algorithm, hidden):
+    """ff-vs-bp's and device_speed's FLOP/s rest on this count: torch's own counter, on one training step."""
+    learner = make_learner(algorithm, digits.n_features, 10, {"ff": ForwardForwardConfig, "bp": BackpropConfig}[
+        algorithm](hidden=hidden), seed=0)
+    x, y = digits.x_train[:40], digits.y_train[:40]
+    with FlopCounterMode(display=False) as counter:
+        learner.train_step(x, y)
+    assert counter.get_total_flops() == 40 * training_flops_per_sample(algorithm, (digits.n_features, *hidden), 10)
 
 def test_label_value_scales_the_label_and_the_neutral_label():
     ff = ForwardForward(20, 10, ForwardForwardConfig(hidden=(8,), label_value=5.0))

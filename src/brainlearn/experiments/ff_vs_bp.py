@@ -85,16 +85,21 @@ def run(data: Dataset, seeds: list[int], train_config: TrainConfig, ff_config: F
 
 
 def training_flops_per_sample(algorithm: str, sizes: tuple[int, ...], n_classes: int) -> int:
-    """Matmul FLOPs to train on one sample (2 per multiply-add).
+    """Matmul FLOPs to train on one sample (2 per multiply-add), as a training step performs them.
 
-    FF, per layer: neutral-label forward (1), positive and negative forward (2) and their
-    weight gradients (2); plus the softmax head's forward and gradient. BP: forward, weight
-    gradient, and input gradient for every layer but the first.
+    FF: layer 1's product with the image is shared by the neutral, positive and negative passes, and the positive
+    and negative gradients meet in it, so layer 1 takes one forward and one weight-gradient product, plus the label
+    columns' (n_classes wide) forward and gradient for the positive and negative passes; every layer above takes
+    the neutral-label forward (1), the positive and negative forwards (2) and their weight gradients (2); the
+    softmax head its forward and weight gradient. BP: forward, weight gradient, and input gradient for every layer
+    but the first.
     """
     pairs = list(zip(sizes[:-1], sizes[1:]))
     if algorithm == "ff":
         readout = sum(sizes[2:]) if len(sizes) > 2 else sizes[1]
-        return sum(2 * 5 * a * b for a, b in pairs) + 2 * 2 * readout * n_classes
+        (inputs, first), *above = pairs
+        return (2 * 2 * inputs * first + 2 * 2 * 2 * n_classes * first + sum(2 * 5 * a * b for a, b in above)
+                + 2 * 2 * readout * n_classes)
     pairs.append((sizes[-1], n_classes))
     return sum(2 * 3 * a * b for a, b in pairs) - 2 * sizes[0] * sizes[1]
 
