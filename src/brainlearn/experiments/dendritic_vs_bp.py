@@ -5,7 +5,8 @@ paper; its text is not reachable from here, so the exact figures are not checked
     brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR          # 784-500-10, 30 epochs, 2 seeds: 14 min, 2 cores
     brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --full   # 784-500-10, 100 epochs: 55 min (the
                                                                              # paper's epochs are not known here)
-    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --jitter 1   # the first, images shifted: 21 min
+    brainlearn bench dendritic-vs-bp --dataset mnist --data-dir DIR --jitter 1   # the first, images shifted: 21 min;
+                                                                                 # with --full: 70 min
 
 Both nets train with the same hidden sizes, data, epochs, minibatches (20 on MNIST) and seeds in one process; the
 microcircuit with the steady-state dynamics (a feedforward pass and one top-down sweep per example, see
