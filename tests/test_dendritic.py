@@ -5,9 +5,9 @@ import torch
 
 from brainlearn.algorithms import DendriticConfig, DendriticMicrocircuit
 from brainlearn.cli import main
-from brainlearn.train import TrainConfig, fit, make_learner
 from brainlearn.experiments import dendritic_vs_bp
 from brainlearn.experiments.common import net_description
+from brainlearn.train import TrainConfig, fit, make_learner
 
 
 def tiny(seed=0, **config) -> DendriticMicrocircuit:

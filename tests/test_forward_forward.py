@@ -146,7 +146,6 @@ def test_shared_first_layer_product_takes_the_same_training_steps(digits):
         assert torch.allclose(p, q, atol=1e-5)
 
 
-
 @pytest.mark.parametrize("algorithm", ["ff", "bp"])
 @pytest.mark.parametrize("hidden", [(32,), (32, 24, 16)])
 def test_the_benchmarks_flop_count_is_what_a_training_step_multiplies(digits, algorithm, hidden):
@@ -157,6 +156,7 @@ def test_the_benchmarks_flop_count_is_what_a_training_step_multiplies(digits, al
     with FlopCounterMode(display=False) as counter:
         learner.train_step(x, y)
     assert counter.get_total_flops() == 40 * training_flops_per_sample(algorithm, (digits.n_features, *hidden), 10)
+
 
 def test_label_value_scales_the_label_and_the_neutral_label():
     ff = ForwardForward(20, 10, ForwardForwardConfig(hidden=(8,), label_value=5.0))

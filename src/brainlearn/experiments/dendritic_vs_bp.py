@@ -145,6 +145,7 @@ def gap(result: dict) -> str:
             "standardised one ended at 2.31% and 2.25%), nor did 200 epochs instead of 100 (2.20%, seed 0; "
             "benchmarks/results/logs/dendritic_bias_sweep.log)")
 
+
 def augmentation(result: dict) -> str:
     """What a jittered run did beyond the paper's recipe (nothing for a run without jitter)."""
     jitter = result["train_config"].get("jitter", 0)
