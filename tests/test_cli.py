@@ -84,17 +84,21 @@ def test_bench_writes_json_markdown_and_figures(tmp_path, capsys):
 
 def test_ff_ablation_trains_each_chosen_variant_and_reports_training_error(tmp_path, capsys):
     argv = ["bench", "ff-ablation", "--seeds", "0", "--epochs", "1", "--hidden", "16", "16", "--variants",
-            "first default", "+ label value 5", "full recipe - SGD with momentum", "--out-dir", str(tmp_path),
-            "--quiet"]
+            "first default", "+ label value 5", "full recipe - SGD with momentum",
+            "+ fan-out init + Hinton's peer normalisation", "--out-dir", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     result = json.loads((tmp_path / "ff_ablation_digits-16-16.json").read_text())
     rows = {row["variant"]: row for row in result["variants"]}
-    assert list(rows) == ["first default", "+ label value 5", "full recipe - SGD with momentum"]
+    assert list(rows) == ["first default", "+ label value 5", "full recipe - SGD with momentum",
+                          "+ fan-out init + Hinton's peer normalisation"]
     assert rows["first default"]["config"]["init"] == rows["+ label value 5"]["config"]["init"] == "torch"
     assert rows["+ label value 5"]["config"]["label_value"] == 5.0
     assert rows["full recipe - SGD with momentum"]["config"]["optimizer"] == "adam"
     assert rows["full recipe - SGD with momentum"]["config"]["init"] == "fan-out"
     assert rows["full recipe - SGD with momentum"]["config"]["peer_normalization"] == 0.03
+    # Hinton's lambdamean 0.03 per unit, in the config's mean over 16 units with running means of momentum 0.9
+    hinton = rows["+ fan-out init + Hinton's peer normalisation"]["config"]
+    assert (hinton["peer_normalization"], hinton["full_gradient_relu"], hinton["init"]) == (4.8, True, "fan-out")
     assert all(0 <= row["summary"]["training_error_goodness"] <= 1 for row in rows.values())
     assert "| + label value 5 |" in (tmp_path / "ff_ablation_digits-16-16.md").read_text()
     with pytest.raises(SystemExit) as bad:

@@ -7,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from brainlearn.algorithms import BackpropConfig, ForwardForward, ForwardForwardConfig, RecurrentFFConfig
 from brainlearn.algorithms.forward_forward import (NEUTRAL, FullGradientReLU, embed_label, ff_loss, goodness, layer_norm,
                                                    peer_loss)
+from brainlearn.experiments.ff_ablation import HINTON_PEER, hinton_peer_normalisation
 from brainlearn.experiments.ff_vs_bp import training_flops_per_sample
 from brainlearn.train import TrainConfig, fit, make_learner
 
@@ -187,6 +188,20 @@ def test_peer_normalisation_matches_hand_computation():
     grad_m = [2 / 3 * (m - 0.55) for m in (0.65, 1.0, 0.0)]
     assert positive.grad.tolist() == [pytest.approx([g * 0.05 for g in grad_m])] * 2
     assert not mean.requires_grad
+
+
+def test_peer_normalisation_at_hintons_strength_gives_his_gradient_per_unit():
+    # ffnew.m adds lambdamean (mean_k m_k - m_i) to each positive case's dC/dy, beside the goodness term (1 - p) y;
+    # FF's goodness term is 2 (1 - p) y, so at the strength ff-ablation derives the peer term must give twice his.
+    width, batch = 50, 8
+    strength = hinton_peer_normalisation((width, width))["peer_normalization"]
+    generator = torch.Generator().manual_seed(0)
+    running = torch.rand(width, generator=generator)
+    positive = torch.rand(batch, width, generator=generator, requires_grad=True)
+    loss, mean = peer_loss(running, positive, momentum=ForwardForwardConfig.peer_momentum)
+    (strength * loss).backward()
+    hinton = HINTON_PEER * (mean.mean() - mean) / batch  # his ascent direction, per case, over the minibatch
+    assert torch.allclose(positive.grad, -2 * hinton.expand(batch, -1), rtol=1e-4, atol=1e-9)
 
 
 def test_peer_normalisation_updates_each_layers_running_mean(digits):

@@ -50,9 +50,25 @@ TRAINING_ERROR_IMAGES = 10_000
 
 FIRST_DEFAULT = {"init": "torch"}  # FF's default before this ablation chose the fan-out initialisation
 
+# Peer normalisation at the strength of Hinton's own code (ffnew.m, lambdamean = 0.03): every positive case adds
+# lambdamean (mean_k m_k - m_i) to unit i's dC/dy beside the goodness term (1 - p) y, also where the unit is off.
+# FF's `peer_normalization` weights loeweX's mean over units of (mean_k m_k - m_i)^2, whose gradient per case is
+# peer_normalization (2 / width) (1 - peer_momentum) (m_i - mean_k m_k) beside the goodness loss's 2 (1 - p) y, so
+# Hinton's strength is lambdamean width / (1 - peer_momentum): 300 for 1000 units, 10^4 times the recipe's 0.03
+# (loeweX's value in loeweX's form). Exact where every hidden layer has the first one's width (all presets).
+HINTON_PEER = 0.03
 
-def variants() -> dict[str, dict]:
-    """{name: config fields}: the first default, each element added to it, the full recipe, each removed from it."""
+
+def hinton_peer_normalisation(hidden: tuple[int, ...]) -> dict:
+    """The config fields of Hinton's peer normalisation for hidden layers `hidden`, with the full-gradient ReLU his
+    code's term implies (it reaches units that are off)."""
+    strength = HINTON_PEER * hidden[0] / (1 - ForwardForwardConfig.peer_momentum)
+    return {"peer_normalization": round(strength, 9), "full_gradient_relu": True}
+
+
+def variants(hidden: tuple[int, ...] = PRESETS["mnist"]["hidden"]) -> dict[str, dict]:
+    """{name: config fields}: the first default, each element added to it, the full recipe, each removed from it;
+    then today's default (the fan-out initialisation) with peer normalisation at Hinton's strength for `hidden`."""
     full = {key: value for fields in RECIPE.values() for key, value in fields.items()}
     out = {"first default": FIRST_DEFAULT}
     out.update({f"+ {name}": {**FIRST_DEFAULT, **fields} for name, fields in RECIPE.items()})
@@ -60,6 +76,8 @@ def variants() -> dict[str, dict]:
     out.update({f"full recipe - {name}": {**FIRST_DEFAULT, **{key: value for key, value in full.items()
                                                               if key not in fields}}
                 for name, fields in RECIPE.items()})
+    out["+ fan-out init + Hinton's peer normalisation"] = {**RECIPE["fan-out init"],
+                                                           **hinton_peer_normalisation(hidden)}
     return out
 
 
@@ -83,7 +101,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser, com
     preset = dataset_preset(PRESETS, args, parser)
     device_or_usage_error(args.device, parser)
     hidden = tuple(args.hidden) if args.hidden is not None else preset["hidden"]
-    every = variants()
+    every = variants(hidden)
     chosen = {name: every[name] for name in args.variants or every}  # in the order given
     try:
         train_config = TrainConfig(epochs=args.epochs if args.epochs is not None else preset["epochs"],
